@@ -1,0 +1,47 @@
+"""The ``mvm`` command: one sub-command per module in :mod:`mvm_core.commands`.
+
+Each command module has a docstring (its help), ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command name -> module under mvm_core.commands (imported only when needed)
+COMMANDS: dict[str, str] = {}
+
+
+def _load(name: str):
+    return importlib.import_module(f"mvm_core.commands.{COMMANDS[name]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mvm", description="Generative modeling by manifold matching over learned metrics."
+    )
+    parser.add_argument("--version", action="version", version=f"mvm-core {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _load(name)
+        doc = (module.__doc__ or "").strip()
+        command = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mvm`` command line (see :mod:`mvm_core.cli`)."""
