@@ -62,6 +62,23 @@ def pairwise_distances(
     return distance(x, y)
 
 
+def rowwise_distances(
+    x: torch.Tensor, y: torch.Tensor, distance: BaseDistance | None = None
+) -> torch.Tensor:
+    """``d(x_i, y_i)`` for each row ``i`` (shape (N,)), consistent with :func:`pairwise_distances`.
+
+    pml's ``distance.pairwise_distance`` skips the distance's normalization and power; this applies
+    both, so row-wise and matrix distances always agree.
+    """
+    distance = squared_euclidean() if distance is None else distance
+    if _is_plain_squared_euclidean(distance):
+        return ((x - y) ** 2).sum(-1)
+    if distance.normalize_embeddings:
+        x, y = distance.normalize(x), distance.normalize(y)
+    d = distance.pairwise_distance(x, y)
+    return d if distance.power == 1 else d**distance.power
+
+
 def _is_plain_squared_euclidean(distance: BaseDistance) -> bool:
     return (
         type(distance) is LpDistance

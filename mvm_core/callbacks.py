@@ -1,0 +1,163 @@
+"""Trainer callbacks: logs, progress bar, TensorBoard, samples, evaluation, checkpoints.
+
+A callback is any object with some of ``on_train_start(trainer)``, ``on_step_end(trainer, record)``
+and ``on_train_end(trainer)``; ``record`` is the dict logged at that step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from .plotting import save_image_grid, save_loss_curves, save_scatter
+
+
+class Callback:
+    """Base class with no-op hooks (subclassing is optional)."""
+
+    def on_train_start(self, trainer) -> None: ...
+
+    def on_step_end(self, trainer, record: dict) -> None: ...
+
+    def on_train_end(self, trainer) -> None: ...
+
+
+class JSONLLogger(Callback):
+    """Appends every logged record as one JSON line to ``path`` (flushed at each line)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = None
+
+    def on_train_start(self, trainer) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # on resume, drop lines past the checkpoint's step so the log has no duplicates
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= trainer.state.step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = self.path.open("a")
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def on_train_end(self, trainer) -> None:
+        if self._file:
+            self._file.close()
+            self._file = None
+
+
+class ProgressBar(Callback):
+    """A tqdm bar showing the live losses."""
+
+    def __init__(self, keys=("matching", "loss_m", "hausdorff"), disable: bool | None = None):
+        self.keys = keys
+        self.disable = disable
+        self.bar = None
+
+    def on_train_start(self, trainer) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=trainer.config.steps, initial=trainer.state.step, disable=self.disable,
+                        dynamic_ncols=True, desc="mvm train")
+        self._last = trainer.state.step
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        self.bar.update(record["step"] - self._last)
+        self._last = record["step"]
+        self.bar.set_postfix({k: f"{record[k]:.4g}" for k in self.keys if k in record})
+
+    def on_train_end(self, trainer) -> None:
+        self.bar.close()
+
+
+class TensorBoardLogger(Callback):
+    """Scalars to TensorBoard when it is installed (a clear error otherwise)."""
+
+    def __init__(self, log_dir: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError("TensorBoard logging needs `pip install tensorboard`.") from err
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        for k, v in record.items():
+            if k not in ("step", "time"):
+                self.writer.add_scalar(k, v, record["step"])
+
+    def on_train_end(self, trainer) -> None:
+        self.writer.flush()
+
+
+class Checkpointer(Callback):
+    """Saves an atomic checkpoint every ``every`` steps and at the end."""
+
+    def __init__(self, every: int = 500):
+        self.every = every
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        if self.every and record["step"] % self.every == 0:
+            trainer.save_checkpoint()
+
+    def on_train_end(self, trainer) -> None:
+        trainer.save_checkpoint()
+
+
+class SampleWriter(Callback):
+    """Writes a sample picture (image grid or 2D scatter) every ``every`` steps and at the end."""
+
+    def __init__(self, folder: str | Path, every: int = 0, n: int = 64):
+        self.folder = Path(folder)
+        self.every = every
+        self.n = n
+
+    def write(self, trainer, name: str) -> Path:
+        samples = trainer.sample(self.n)
+        if samples.ndim == 4:
+            return save_image_grid(samples, self.folder / name)
+        mixture = getattr(trainer.dataset, "mixture", None)
+        return save_scatter(samples, self.folder / name, means=None if mixture is None else mixture.means,
+                            extent=None if mixture is None else mixture.extent(),
+                            title=f"step {trainer.state.step}")
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        if self.every and record["step"] % self.every == 0:
+            self.write(trainer, f"samples_{record['step']:07d}.png")
+
+    def on_train_end(self, trainer) -> None:
+        self.write(trainer, "samples.png")
+
+
+class LossPlot(Callback):
+    """Writes the plot of both objectives over steps at the end of training."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_end(self, trainer) -> None:
+        if trainer.state.history:
+            save_loss_curves(trainer.state.history, self.path)
+
+
+class Evaluator(Callback):
+    """Runs ``evaluate(trainer) -> dict`` every ``every`` steps (added to the record) and at the end."""
+
+    def __init__(self, evaluate: Callable[[object], dict[str, float]], every: int = 0,
+                 final_path: str | Path | None = None):
+        self.evaluate = evaluate
+        self.every = every
+        self.final_path = None if final_path is None else Path(final_path)
+        self.last: dict[str, float] = {}
+
+    def on_step_end(self, trainer, record: dict) -> None:
+        if self.every and record["step"] % self.every == 0:
+            self.last = self.evaluate(trainer)
+            record.update(self.last)
+
+    def on_train_end(self, trainer) -> None:
+        self.last = self.evaluate(trainer)
+        if self.final_path is not None:
+            trainer.write_json(self.final_path.name, {"step": trainer.state.step, **self.last})

@@ -1,0 +1,444 @@
+"""The MvM training loop: a generator step on manifold matching, then a metric step on metric learning.
+
+One iteration (reference order, see ``shared/METHODS.md``)::
+
+    fake = G(z)                      one generator forward
+    R, F = M(real), M(fake)          one metric forward over real and fake together
+    generator step : L_G = matching(R.detach(), F) + sum_k w_k * term_k(ctx)   -> update G only
+    metric step    : L_M = metric_objective(R, F computed from fake.detach())  -> update M only
+
+The metric step reuses the embeddings of the generator step: ``M`` has not changed in between, so
+``M(fake.detach())`` equals ``F`` and its graph through ``M`` is already built; the backward of L_M
+is restricted to M's parameters and never enters G. The reference code instead runs G three times
+per iteration. Extra metric steps (``metric_steps > 1``) draw new real batches and new fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import FILENAME, load_checkpoint, save_checkpoint
+from .context import StepContext, needs_pairs
+from .data.batches import BatchSource
+from .data.datasets import as_generative_dataset
+from .ema import EMA
+from .matching import ManifoldMatchingLoss, directed_hausdorff, hausdorff
+from .metric import MetricObjective
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the last good state was saved before raising."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training choice, serializable to JSON (saved in checkpoints and run folders).
+
+    Optimizer defaults are the reference method's (METHODS.md): G Adam lr 1e-4, betas (0, 0.9),
+    eps 1e-6; M Adam lr 1e-4, betas (0.5, 0.999), eps 1e-3.
+    """
+
+    steps: int = 2000
+    batch_size: int = 64
+    metric_steps: int = 1
+    g_lr: float = 1e-4
+    g_betas: tuple[float, float] = (0.0, 0.9)
+    g_eps: float = 1e-6
+    m_lr: float = 1e-4
+    m_betas: tuple[float, float] = (0.5, 0.999)
+    m_eps: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine | linear (decay to 0 at `steps`)
+    warmup_steps: int = 0
+    grad_clip: float | None = None  # max global grad norm, per network
+    ema_decay: float | None = None
+    amp: bool = False  # bfloat16 autocast on CUDA
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    conditional: bool = False  # class-conditional generator trained per class
+
+    def __post_init__(self):
+        self.g_betas = tuple(self.g_betas)
+        self.m_betas = tuple(self.m_betas)
+        checks = [
+            (self.steps >= 0, "steps must be >= 0"),
+            (self.batch_size >= 2, "batch_size must be >= 2"),
+            (self.metric_steps >= 0, "metric_steps must be >= 0"),
+            (self.g_lr > 0 and self.m_lr > 0, "learning rates must be > 0"),
+            (self.lr_schedule in ("constant", "cosine", "linear"),
+             "lr_schedule must be 'constant', 'cosine' or 'linear'"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+            (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or None"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message}; got {self}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
+        return cls(**values)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier at ``step`` (a pure function of the step: resume needs no state)."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant" or config.steps == 0:
+        return 1.0
+    t = min(1.0, step / config.steps)
+    if config.lr_schedule == "linear":
+        return 1.0 - t
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+@dataclass
+class Term:
+    """A weighted generator term (regularizer or extra loss) under a name used in the logs."""
+
+    name: str
+    weight: float
+    fn: Callable[[StepContext], torch.Tensor]
+
+
+def _as_terms(terms) -> list[Term]:
+    if terms is None:
+        return []
+    if isinstance(terms, dict):
+        out = []
+        for name, spec in terms.items():
+            weight, fn = spec if isinstance(spec, tuple) else (1.0, spec)
+            out.append(Term(name, float(weight), fn))
+        return out
+    return [t if isinstance(t, Term) else Term(type(t).__name__, 1.0, t) for t in terms]
+
+
+@dataclass
+class TrainerState:
+    """What changes during training besides weights and optimizer moments."""
+
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``generator`` by manifold matching in the embedding of ``metric_net``.
+
+    Args:
+        generator: ``G(z[, cond]) -> sample``; must have a ``z_dim`` attribute.
+        metric_net: ``M(sample) -> (B, d)`` embedding.
+        data: a dataset, tensor/array, or ``(x, y)`` pair (labels needed when conditional).
+        config: a :class:`TrainConfig` (or a dict of its fields).
+        matching: the generator objective (default :class:`ManifoldMatchingLoss`).
+        metric_objective: the metric network's objective (default :class:`MetricObjective`).
+        generator_terms: extra weighted generator losses, ``{name: (weight, term)}`` where
+            ``term(ctx: StepContext) -> scalar`` (regularizers such as mode seeking, GFMN, ...).
+        callbacks: objects with optional ``on_train_start / on_step_end / on_train_end`` methods.
+        run_dir: folder for checkpoints (needed for NaN-time saves and resume).
+    """
+
+    def __init__(self, generator: nn.Module, metric_net: nn.Module, data, config: TrainConfig | dict | None = None,
+                 *, matching: nn.Module | None = None, metric_objective: nn.Module | None = None,
+                 generator_terms=None, callbacks: Iterable = (), run_dir: str | Path | None = None,
+                 extra_state: dict[str, Any] | None = None):
+        self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        if not hasattr(generator, "z_dim"):
+            raise TypeError("generator must have a `z_dim` attribute (the size of its latent code).")
+        self.generator = generator.to(self.device)
+        self.metric_net = metric_net.to(self.device)
+        self.dataset = as_generative_dataset(data)
+        self.batches = BatchSource(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
+        self.matching = (matching or ManifoldMatchingLoss()).to(self.device)
+        self.metric_objective = (metric_objective or MetricObjective()).to(self.device)
+        self.terms = _as_terms(generator_terms)
+        self.paired = any(needs_pairs(t.fn) for t in self.terms)
+        self.num_classes = getattr(generator, "num_classes", None)
+        if cfg.conditional and not self.num_classes:
+            raise ValueError("conditional=True needs a generator built with num_classes.")
+        self.callbacks = list(callbacks)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.extra_state = extra_state or {}
+        self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=cfg.g_betas, eps=cfg.g_eps)
+        metric_params = list(self.metric_net.parameters()) + list(self.metric_objective.parameters())
+        self.m_opt = torch.optim.Adam(metric_params, lr=cfg.m_lr, betas=cfg.m_betas, eps=cfg.m_eps)
+        self.ema = EMA(self.generator, cfg.ema_decay).to(self.device) if cfg.ema_decay else None
+        self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.state = TrainerState()
+        self._amp = cfg.amp and self.device.type == "cuda"
+        self._stop = False
+
+    # ---- sampling ------------------------------------------------------------------------
+    @property
+    def sampler(self) -> nn.Module:
+        """The network used for samples: the EMA generator when enabled."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.generator.z_dim, generator=generator or self.rng, device=self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, cond: torch.Tensor | None = None, seed: int | None = 0,
+               batch_size: int = 1024) -> torch.Tensor:
+        """``n`` samples from the (EMA) generator; class ids cycle 0..K-1 for a conditional one.
+
+        With a ``seed`` (default 0) the latents come from their own generator, so sampling never
+        changes the training's random stream; ``seed=None`` draws from the training stream.
+        """
+        gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        net = self.sampler
+        was_training = net.training
+        net.eval()
+        if cond is None and self.num_classes:
+            cond = torch.arange(n, device=self.device) % self.num_classes
+        out = []
+        for start in range(0, n, batch_size):
+            z = self.latent(min(batch_size, n - start), gen)
+            c = None if cond is None else cond[start : start + len(z)].to(self.device)
+            out.append(net(z, c) if c is not None else net(z))
+        net.train(was_training)
+        return torch.cat(out)
+
+    # ---- one iteration -------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._amp)
+
+    def _fake_batch(self, real_cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = self.config.batch_size
+        cond = real_cond if (self.config.conditional and real_cond is not None) else None
+        if self.num_classes and cond is None:
+            cond = torch.randint(self.num_classes, (b,), generator=self.rng, device=self.device)
+        if self.paired and cond is not None:
+            cond = torch.cat([cond[: b // 2], cond[: b // 2]])
+        return self.latent(b), cond
+
+    def _generate(self, z, cond):
+        return self.generator(z, cond) if cond is not None else self.generator(z)
+
+    def _matching_loss(self, real_emb, fake_emb, real_cond, fake_cond) -> torch.Tensor:
+        if not self.config.conditional:
+            return self.matching(real_emb, ref_emb=fake_emb)
+        losses, terms = [], {}
+        for c in torch.unique(real_cond):
+            r, f = real_emb[real_cond == c], fake_emb[fake_cond == c]
+            if len(r) >= 2 and len(f) >= 2:
+                losses.append(self.matching(r, ref_emb=f))
+                for k, v in getattr(self.matching, "last_terms", {}).items():
+                    terms.setdefault(k, []).append(v)
+        if not losses:
+            raise ValueError("no class has 2 real and 2 generated samples in the batch; raise batch_size.")
+        self.matching.last_terms = {k: torch.stack(v).mean() for k, v in terms.items()}
+        return torch.stack(losses).mean()
+
+    def _check_finite(self, values: dict[str, torch.Tensor], step: int, network: str) -> None:
+        bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            path = self.save_checkpoint() if self.run_dir is not None else None
+            saved = f" The last good state (before step {step}) is saved at {path}." if path else ""
+            raise TrainingDiverged(
+                f"step {step}: the {network} loss term(s) {bad} became NaN/inf"
+                f" ({', '.join(f'{k}={float(values[k])}' for k in bad)}).{saved} Lower the learning"
+                " rates, enable grad_clip, or check the data scale."
+            )
+
+    def _clip(self, params) -> torch.Tensor:
+        params = [p for p in params if p.grad is not None]
+        if self.config.grad_clip is not None:
+            return torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        if not params:
+            return torch.zeros(())
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One generator step and ``metric_steps`` metric steps; returns detached loss terms."""
+        cfg, step = self.config, self.state.step
+        factor = lr_factor(cfg, step)
+        for opt, base in ((self.g_opt, cfg.g_lr), (self.m_opt, cfg.m_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
+        g_params = list(self.generator.parameters())
+        m_params = [p for group in self.m_opt.param_groups for p in group["params"]]
+
+        real, real_cond = next(self.batches)
+        z, fake_cond = self._fake_batch(real_cond)
+        with self._autocast():
+            fake = self._generate(z, fake_cond)
+            emb = self.metric_net(torch.cat([real, fake]))
+        emb = emb.float()
+        real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
+
+        # generator step: matching + weighted terms, gradients to G only
+        matching = self._matching_loss(real_emb.detach(), fake_emb, real_cond, fake_cond)
+        values = {"matching": matching.detach()}
+        for k, v in getattr(self.matching, "last_terms", {}).items():
+            values[k] = v
+        loss_g = matching
+        if self.terms:
+            ctx = StepContext(step=step, z=z, fake=fake, real=real, fake_emb=fake_emb,
+                              real_emb=real_emb.detach(), cond=fake_cond, real_cond=real_cond,
+                              pairs=self.paired, generator=self.generator, metric_net=self.metric_net)
+            for term in self.terms:
+                value = term.fn(ctx)
+                values[term.name] = value.detach()
+                loss_g = loss_g + term.weight * value
+        values["loss_g"] = loss_g.detach()
+        self._check_finite({k: v for k, v in values.items()}, step, "generator")
+        self.g_opt.zero_grad(set_to_none=True)
+        loss_g.backward(inputs=g_params, retain_graph=cfg.metric_steps > 0)
+        values["grad_norm_g"] = self._clip(g_params).detach()
+        self.g_opt.step()
+        if self.ema is not None:
+            self.ema.update(self.generator)
+
+        # metric step(s): the first reuses this iteration's embeddings (M is unchanged so far)
+        for i in range(cfg.metric_steps):
+            if i > 0:
+                real, real_cond = next(self.batches)
+                with torch.no_grad():
+                    z, fake_cond = self._fake_batch(real_cond)
+                    fake = self._generate(z, fake_cond)
+                with self._autocast():
+                    emb = self.metric_net(torch.cat([real, fake.detach()])).float()
+                real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
+            loss_m = self.metric_objective(real_emb, fake_emb)
+            self._check_finite({"loss_m": loss_m.detach()}, step, "metric")
+            self.m_opt.zero_grad(set_to_none=True)
+            loss_m.backward(inputs=m_params)
+            grad_norm_m = self._clip(m_params)
+            self.m_opt.step()
+            values["loss_m"] = loss_m.detach()
+            values["grad_norm_m"] = grad_norm_m.detach()
+        for k, v in getattr(self.metric_objective, "last_stats", {}).items():
+            values[k] = v
+        self._last_embeddings = (real_emb.detach(), fake_emb.detach())
+        self.state.step += 1
+        return values
+
+    # ---- the loop ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to stop after the current step (for callbacks, e.g. early stopping)."""
+        self._stop = True
+
+    def fit(self, steps: int | None = None) -> list[dict[str, float]]:
+        """Train until ``steps`` total steps (default ``config.steps``); returns the logged history."""
+        target = self.config.steps if steps is None else steps
+        self.generator.train()
+        self.metric_net.train()
+        self._stop = False
+        self._call("on_train_start")
+        while self.state.step < target and not self._stop:
+            values = self.train_step()
+            step = self.state.step
+            if step % self.config.log_every == 0 or step == target:
+                record = self._record(values, step)
+                self.state.history.append(record)
+                self._call("on_step_end", record)
+        self._call("on_train_end")
+        return self.state.history
+
+    def _record(self, values: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        real_emb, fake_emb = self._last_embeddings
+        record = {"step": step}
+        record.update({k: float(v) for k, v in values.items()})
+        record["hausdorff"] = float(hausdorff(real_emb, fake_emb))
+        record["hausdorff_fake_to_real"] = float(directed_hausdorff(fake_emb, real_emb))
+        record["lr_g"] = self.g_opt.param_groups[0]["lr"]
+        record["time"] = time.time()
+        return record
+
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """All training state: nets, optimizers, EMA, RNGs, data order, step, config, history."""
+        state = {
+            "format": 1,
+            "config": self.config.to_dict(),
+            "step": self.state.step,
+            "history": self.state.history,
+            "generator": self.generator.state_dict(),
+            "metric_net": self.metric_net.state_dict(),
+            "metric_objective": self.metric_objective.state_dict(),
+            "g_opt": self.g_opt.state_dict(),
+            "m_opt": self.m_opt.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
+            "batches": self.batches.state_dict(),
+            "extra": self.extra_state,
+        }
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        terms = {t.name: t.fn.state_dict() for t in self.terms if hasattr(t.fn, "state_dict")}
+        if terms:
+            state["terms"] = terms
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.metric_net.load_state_dict(state["metric_net"])
+        self.metric_objective.load_state_dict(state["metric_objective"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.m_opt.load_state_dict(state["m_opt"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.rng.set_state(state["rng"]["trainer"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.batches.load_state_dict(state["batches"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise ValueError("the checkpoint has no EMA weights but this trainer uses ema_decay.")
+            self.ema.module.load_state_dict(state["ema"])
+        for t in self.terms:
+            if hasattr(t.fn, "load_state_dict") and t.name in state.get("terms", {}):
+                t.fn.load_state_dict(state["terms"][t.name])
+        self.state = TrainerState(step=int(state["step"]), history=list(state.get("history", [])))
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Atomically write all state to ``path`` (default ``run_dir/checkpoint.safetensors``)."""
+        if path is None:
+            if self.run_dir is None:
+                raise ValueError("pass a path or give the trainer a run_dir to save checkpoints.")
+            path = self.run_dir / FILENAME
+        return save_checkpoint(path, self.state_dict())
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore all state saved by :meth:`save_checkpoint` (a file or a run folder)."""
+        self.load_state_dict(load_checkpoint(path, device=self.device))
+
+    def write_json(self, name: str, payload: Any) -> Path | None:
+        """Write a JSON file into the run folder (atomic replace)."""
+        if self.run_dir is None:
+            return None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=float))
+        tmp.replace(path)
+        return path
