@@ -32,7 +32,7 @@ from pytorch_metric_learning.miners import BaseMiner
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from ._checks import check_embeddings, check_same_dim
-from .matching import squared_euclidean
+from .matching import rowwise_distances, squared_euclidean
 
 REAL = 0
 FAKE = 1
@@ -86,8 +86,8 @@ class MvMTripletLoss(BaseMetricLossFunction):
         if len(a) == 0:
             return self.zero_losses()
         anchors, positives, negatives = embeddings[a], ref_emb[p], ref_emb[n]
-        d_ap = self.distance.pairwise_distance(anchors, positives)
-        d_an = self.distance.pairwise_distance(anchors, negatives)
+        d_ap = rowwise_distances(anchors, positives, self.distance)
+        d_an = rowwise_distances(anchors, negatives, self.distance)
         guidance = F.cosine_similarity(negatives - anchors, positives - anchors, dim=1).sum()
         violation = self.distance.margin(d_ap, d_an) + self.margin - self.alpha * guidance
         loss = F.softplus(violation) if self.smooth else F.relu(violation)
@@ -276,15 +276,15 @@ class MetricObjective(torch.nn.Module):
             a, p, n = indices
             count = len(a)
             if count:
-                d_ap = distance.pairwise_distance(embeddings[a], embeddings[p])
-                d_an = distance.pairwise_distance(embeddings[a], embeddings[n])
+                d_ap = rowwise_distances(embeddings[a], embeddings[p], distance)
+                d_an = rowwise_distances(embeddings[a], embeddings[n], distance)
                 satisfied = (distance.margin(d_ap, d_an) < 0).float().mean()
         else:  # pairs: negatives farther than the mean positive distance
             a1, p, a2, n = indices
             count = len(a1) + len(a2)
             if len(a1) and len(a2):
-                d_pos = distance.pairwise_distance(embeddings[a1], embeddings[p]).mean()
-                d_neg = distance.pairwise_distance(embeddings[a2], embeddings[n])
+                d_pos = rowwise_distances(embeddings[a1], embeddings[p], distance).mean()
+                d_neg = rowwise_distances(embeddings[a2], embeddings[n], distance)
                 satisfied = (distance.margin(d_pos, d_neg) < 0).float().mean()
             else:
                 count = 0
