@@ -1,0 +1,100 @@
+"""Turn a :class:`RunConfig` into the objects of a run: data, networks, objectives, trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import GenerativeDataset, digits_dataset, grid_dataset, image_folder_dataset, ring_dataset, tensor_dataset
+from .matching import ManifoldMatchingLoss
+from .metric import MetricObjective
+from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
+from .runconfig import RunConfig, is_points
+from .trainer import Trainer
+
+
+def build_dataset(config: RunConfig) -> GenerativeDataset:
+    """``digits``, ``ring``, ``grid``, ``folder:PATH``, or a ``.npy`` / ``.pt`` file of samples."""
+    spec = config.data
+    if spec == "digits":
+        return digits_dataset(config.image_size, labels=True)
+    if spec == "ring":
+        return ring_dataset(seed=config.seed)
+    if spec == "grid":
+        return grid_dataset(seed=config.seed)
+    if spec.startswith("folder:"):
+        return image_folder_dataset(spec[len("folder:"):], config.image_size, config.channels)
+    path = Path(spec)
+    if path.suffix == ".npy" and path.exists():
+        return tensor_dataset(np.load(path, allow_pickle=False), name=path.name)
+    if path.suffix == ".pt" and path.exists():
+        return tensor_dataset(torch.load(path, weights_only=True), name=path.name)
+    raise ValueError(
+        f"unknown data {spec!r}: use digits, ring, grid, folder:PATH (a folder of images), or a"
+        " .npy / .pt file holding a tensor of samples."
+    )
+
+
+def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The generator and metric network for the data's shape (MLPs for points, DCGAN for images)."""
+    from .registry import resolve
+
+    num_classes = dataset.num_classes if config.conditional else None
+    if config.conditional and num_classes is None:
+        raise ValueError(f"conditional=True needs labelled data; {dataset.name} has no labels.")
+    shape = dataset.sample_shape
+    if len(shape) == 1:
+        z_dim = config.z_dim or 2
+        g = MLPGenerator(z_dim, shape[0], hidden=config.width, depth=config.depth, num_classes=num_classes) \
+            if config.generator == "auto" else resolve("generators", config.generator, z_dim=z_dim, out_dim=shape[0])
+        m = MLPMetricNet(shape[0], config.emb_dim, hidden=config.width // 2, depth=config.depth,
+                         spectral_norm=config.spectral_norm) \
+            if config.metric_net == "auto" else resolve("backbones", config.metric_net, emb_dim=config.emb_dim)
+        return g, m
+    channels, size = shape[0], shape[-1]
+    z_dim = config.z_dim or 64
+    g = DCGANGenerator(z_dim, size, channels, width=config.width, num_classes=num_classes) \
+        if config.generator == "auto" else resolve("generators", config.generator, z_dim=z_dim,
+                                                    image_size=size, channels=channels)
+    m = DCGANMetricNet(size, channels, config.emb_dim, width=config.width, spectral_norm=config.spectral_norm) \
+        if config.metric_net == "auto" else resolve("backbones", config.metric_net, emb_dim=config.emb_dim,
+                                                     in_chans=channels)
+    return g, m
+
+
+def build_objectives(config: RunConfig) -> tuple[ManifoldMatchingLoss, MetricObjective, dict]:
+    """Matching loss, metric objective and weighted generator terms from registry names."""
+    from .registry import resolve
+
+    matching = ManifoldMatchingLoss(p=config.p, centroid_weight=config.centroid_weight,
+                                    diameter_weight=config.diameter_weight, diameter_form=config.diameter_form)
+    loss = resolve("metric_losses", config.metric_loss, **config.metric_loss_kwargs)
+    if config.miner == "default":
+        miner = "default"
+    elif config.miner == "none":
+        miner = None
+    else:
+        miner = resolve("miners", config.miner, **config.miner_kwargs)
+    objective = MetricObjective(loss, miner=miner)
+    terms = {name: (weight, resolve("regularizers", name)) for name, weight in config.regularizers.items()}
+    return matching, objective, terms
+
+
+def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=()) -> Trainer:
+    """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run)."""
+    torch.manual_seed(config.seed)
+    dataset = build_dataset(config)
+    generator, metric_net = build_networks(config, dataset)
+    matching, objective, terms = build_objectives(config)
+    if config.method == "gfmn":
+        raise ValueError("method='gfmn' needs the mvm-core-gfmn plugin's trainer integration.")
+    if config.method != "mvm":
+        raise ValueError(f"method must be 'mvm' or 'gfmn'; got {config.method!r}.")
+    return Trainer(generator, metric_net, dataset, config.train_config(), matching=matching,
+                   metric_objective=objective, generator_terms=terms, callbacks=callbacks,
+                   run_dir=run_dir, extra_state={"run_config": config.to_dict()})
+
+
+__all__ = ["build_dataset", "build_networks", "build_objectives", "build_trainer", "is_points"]

@@ -1,0 +1,151 @@
+"""A whole run described by one flat, serializable config: data, networks, objectives, schedule.
+
+Values come from, in increasing priority: the preset, a config file (YAML or TOML), command-line
+flags. Unknown keys are an error that names the key and the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .trainer import TrainConfig
+
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+@dataclass
+class RunConfig:
+    """Everything `mvm train` needs. Fields shared with :class:`TrainConfig` are passed to it."""
+
+    # data
+    data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt (tensor of samples)
+    image_size: int = 8
+    channels: int = 3  # for image folders
+    conditional: bool = False
+    # method
+    preset: str = "default"  # default | reference (the published MvM formulation)
+    method: str = "mvm"  # mvm | gfmn (GFMN feature matching only, needs the mvm-core-gfmn plugin)
+    # networks
+    generator: str = "auto"  # auto | registry name
+    metric_net: str = "auto"
+    z_dim: int = 0  # 0: 2 for 2D data, 64 for images
+    emb_dim: int = 10
+    width: int = 64  # conv nets: base channels; MLPs: hidden units
+    depth: int = 3  # MLPs
+    spectral_norm: bool = False
+    # generator objective
+    diameter_form: str = "sorted"
+    p: float = 2.0
+    centroid_weight: float = 1.0
+    diameter_weight: float = 1.0
+    regularizers: dict[str, float] = field(default_factory=dict)  # registry name -> weight
+    # metric objective
+    metric_loss: str = "mvm:MvMTripletLoss"
+    metric_loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    miner: str = "default"  # default | none | registry name
+    miner_kwargs: dict[str, Any] = field(default_factory=dict)
+    # training (TrainConfig)
+    steps: int = 1500
+    batch_size: int = 64
+    metric_steps: int = 1
+    g_lr: float = 1e-4
+    g_betas: tuple[float, float] = (0.0, 0.9)
+    g_eps: float = 1e-6
+    m_lr: float = 1e-4
+    m_betas: tuple[float, float] = (0.5, 0.999)
+    m_eps: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+    amp: bool = False
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    # outputs
+    sample_every: int = 0
+    checkpoint_every: int = 500
+    eval_every: int = 0
+    eval_samples: int = 2000
+    tensorboard: bool = False
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{k: v for k, v in asdict(self).items() if k in _TRAIN_FIELDS})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def valid_keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def check_keys(values: dict[str, Any], source: str) -> None:
+    """Raise on keys RunConfig does not have, naming the nearest valid key."""
+    valid = RunConfig.valid_keys()
+    for key in values:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else f" Valid keys: {', '.join(valid)}."
+            raise ValueError(f"unknown config key {key!r} in {source}.{hint}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) config file into a dict (keys are checked)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    elif path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        values = tomllib.loads(text)
+    elif path.suffix == ".json":
+        values = json.loads(text)
+    else:
+        raise ValueError(f"config file must be .yaml, .yml, .toml or .json; got {path.name!r}.")
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of keys to values.")
+    check_keys(values, str(path))
+    return values
+
+
+def is_points(data: str) -> bool:
+    return data in ("ring", "grid") or data.startswith(("ring:", "grid:"))
+
+
+def preset_values(preset: str, data: str) -> dict[str, Any]:
+    """The values a preset sets for ``data`` (before the config file and flags apply)."""
+    from .presets import PRESETS
+
+    if preset not in PRESETS:
+        near = difflib.get_close_matches(preset, list(PRESETS), n=1)
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}"
+                         + (f" (did you mean {near[0]!r}?)" if near else "") + ".")
+    return PRESETS[preset]("points" if is_points(data) else "images")
+
+
+def build_run_config(file_values: dict[str, Any] | None = None,
+                     overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Preset < config file < overrides (flags), all key-checked."""
+    file_values = dict(file_values or {})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    check_keys(file_values, "the config file")
+    check_keys(overrides, "the arguments")
+    merged = {**file_values, **overrides}
+    data = merged.get("data", RunConfig.data)
+    preset = merged.get("preset", RunConfig.preset)
+    values = {**preset_values(preset, data), **merged}
+    config = RunConfig(**values)
+    config.train_config()  # validates the training fields now, with a clear message
+    return config
