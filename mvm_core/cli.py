@@ -10,7 +10,13 @@ import importlib
 import sys
 
 # sub-command name -> module under mvm_core.commands (imported only when needed)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "train": "train",
+    "sample": "sample",
+    "eval": "evaluate",
+    "plugins": "plugins",
+    "list": "list",
+}
 
 
 def _load(name: str):
