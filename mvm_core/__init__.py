@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# hooks, plugins and registries are light: plugin code is imported on first registry use
+from .hookspecs import hookimpl
 from .matching import (
     ManifoldMatchingLoss,
     centroid_matching,
@@ -16,6 +18,30 @@ from .matching import (
     squared_euclidean,
 )
 from .metric import FAKE, REAL, MetricObjective, MvMTripletLoss, RealFakeTripletMiner
+from .plugins import list_plugins, load_plugins, register_plugin
+from .registry import (
+    create_backbone,
+    create_dataset,
+    create_distance,
+    create_feature_extractor,
+    create_generator,
+    create_metric,
+    create_metric_loss,
+    create_miner,
+    create_reducer,
+    create_regularizer,
+    list_backbones,
+    list_datasets,
+    list_distances,
+    list_feature_extractors,
+    list_generators,
+    list_metric_losses,
+    list_metrics,
+    list_miners,
+    list_reducers,
+    list_regularizers,
+    resolve,
+)
 
 __all__ = [
     "FAKE",
@@ -26,11 +52,36 @@ __all__ = [
     "RealFakeTripletMiner",
     "__version__",
     "centroid_matching",
+    "create_backbone",
+    "create_dataset",
+    "create_distance",
+    "create_feature_extractor",
+    "create_generator",
+    "create_metric",
+    "create_metric_loss",
+    "create_miner",
+    "create_reducer",
+    "create_regularizer",
     "diameter_matching_paired",
     "diameter_matching_sorted",
     "directed_hausdorff",
     "hausdorff",
+    "hookimpl",
+    "list_backbones",
+    "list_datasets",
+    "list_distances",
+    "list_feature_extractors",
+    "list_generators",
+    "list_metric_losses",
+    "list_metrics",
+    "list_miners",
+    "list_plugins",
+    "list_reducers",
+    "list_regularizers",
+    "load_plugins",
     "p_diameter",
     "pairwise_distances",
+    "register_plugin",
+    "resolve",
     "squared_euclidean",
 ]

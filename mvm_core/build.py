@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import GenerativeDataset, digits_dataset, grid_dataset, image_folder_dataset, ring_dataset, tensor_dataset
+from .data import (
+    GenerativeDataset,
+    digits_dataset,
+    grid_dataset,
+    image_folder_dataset,
+    ring_dataset,
+    tensor_dataset,
+)
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
@@ -38,29 +45,30 @@ def build_dataset(config: RunConfig) -> GenerativeDataset:
 
 
 def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The generator and metric network for the data's shape (MLPs for points, DCGAN for images)."""
+    """The generator and metric network: built-ins sized for the data (MLPs for points, DCGAN for
+    images), or registry names created with ``z_dim`` / ``emb_dim`` plus the ``*_kwargs`` given."""
     from .registry import resolve
 
     num_classes = dataset.num_classes if config.conditional else None
     if config.conditional and num_classes is None:
         raise ValueError(f"conditional=True needs labelled data; {dataset.name} has no labels.")
     shape = dataset.sample_shape
-    if len(shape) == 1:
-        z_dim = config.z_dim or 2
-        g = MLPGenerator(z_dim, shape[0], hidden=config.width, depth=config.depth, num_classes=num_classes) \
-            if config.generator == "auto" else resolve("generators", config.generator, z_dim=z_dim, out_dim=shape[0])
+    points = len(shape) == 1
+    z_dim = config.z_dim or (2 if points else 64)
+    if config.generator != "auto":
+        g = resolve("generators", config.generator, z_dim=z_dim, **config.generator_kwargs)
+    elif points:
+        g = MLPGenerator(z_dim, shape[0], hidden=config.width, depth=config.depth, num_classes=num_classes)
+    else:
+        g = DCGANGenerator(z_dim, shape[-1], shape[0], width=config.width, num_classes=num_classes)
+    if config.metric_net != "auto":
+        m = resolve("backbones", config.metric_net, emb_dim=config.emb_dim, **config.metric_net_kwargs)
+    elif points:
         m = MLPMetricNet(shape[0], config.emb_dim, hidden=config.width // 2, depth=config.depth,
-                         spectral_norm=config.spectral_norm) \
-            if config.metric_net == "auto" else resolve("backbones", config.metric_net, emb_dim=config.emb_dim)
-        return g, m
-    channels, size = shape[0], shape[-1]
-    z_dim = config.z_dim or 64
-    g = DCGANGenerator(z_dim, size, channels, width=config.width, num_classes=num_classes) \
-        if config.generator == "auto" else resolve("generators", config.generator, z_dim=z_dim,
-                                                    image_size=size, channels=channels)
-    m = DCGANMetricNet(size, channels, config.emb_dim, width=config.width, spectral_norm=config.spectral_norm) \
-        if config.metric_net == "auto" else resolve("backbones", config.metric_net, emb_dim=config.emb_dim,
-                                                     in_chans=channels)
+                         spectral_norm=config.spectral_norm)
+    else:
+        m = DCGANMetricNet(shape[-1], shape[0], config.emb_dim, width=config.width,
+                           spectral_norm=config.spectral_norm)
     return g, m
 
 

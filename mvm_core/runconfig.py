@@ -30,8 +30,10 @@ class RunConfig:
     preset: str = "default"  # default | reference (the published MvM formulation)
     method: str = "mvm"  # mvm | gfmn (GFMN feature matching only, needs the mvm-core-gfmn plugin)
     # networks
-    generator: str = "auto"  # auto | registry name
-    metric_net: str = "auto"
+    generator: str = "auto"  # auto | registry name (e.g. mvm:MLPGenerator)
+    generator_kwargs: dict[str, Any] = field(default_factory=dict)  # for a named generator
+    metric_net: str = "auto"  # auto | registry name (e.g. timm:resnet18)
+    metric_net_kwargs: dict[str, Any] = field(default_factory=dict)  # for a named metric net
     z_dim: int = 0  # 0: 2 for 2D data, 64 for images
     emb_dim: int = 10
     width: int = 64  # conv nets: base channels; MLPs: hidden units

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_pair, help=f"two numbers 'b1,b2' (default {value})")
         elif name == "regularizers":
             parser.add_argument(flag, type=_weights, help="NAME=WEIGHT[,NAME=WEIGHT]: weighted generator terms")
-        elif name in ("metric_loss_kwargs", "miner_kwargs"):
+        elif name.endswith("_kwargs"):
             parser.add_argument(flag, type=_kwargs, help="JSON object of keyword arguments")
         elif name in ("grad_clip", "ema_decay"):
             parser.add_argument(flag, type=float, help="a number, or omit to disable")
@@ -72,7 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..build import build_trainer
-    from ..callbacks import Checkpointer, Evaluator, JSONLLogger, LossPlot, ProgressBar, SampleWriter, TensorBoardLogger
+    from ..callbacks import (
+        Checkpointer,
+        Evaluator,
+        JSONLLogger,
+        LossPlot,
+        ProgressBar,
+        SampleWriter,
+        TensorBoardLogger,
+    )
     from ..checkpoint import load_checkpoint
     from ..evaluation import default_evaluator
 

@@ -1,0 +1,23 @@
+"""Built-in plugin: the datasets of :mod:`mvm_core.data` (``mvm:`` names, all offline)."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+from ..registry import Register
+
+
+@hookimpl
+def mvm_register_datasets(register: Register) -> None:
+    from ..data import (
+        digits_dataset,
+        grid_dataset,
+        image_folder_dataset,
+        ring_dataset,
+        tensor_dataset,
+    )
+
+    register("mvm:ring", ring_dataset)
+    register("mvm:grid", grid_dataset)
+    register("mvm:digits", digits_dataset)
+    register("mvm:image_folder", image_folder_dataset)
+    register("mvm:tensor", tensor_dataset)
