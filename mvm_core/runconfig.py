@@ -147,7 +147,12 @@ def build_run_config(file_values: dict[str, Any] | None = None,
     merged = {**file_values, **overrides}
     data = merged.get("data", RunConfig.data)
     preset = merged.get("preset", RunConfig.preset)
-    values = {**preset_values(preset, data), **merged}
+    values = preset_values(preset, data)
+    # a preset's loss/miner options belong to its loss/miner: drop them when those are replaced
+    for name in ("metric_loss", "miner"):
+        if name in merged and merged[name] != values.get(name) and f"{name}_kwargs" not in merged:
+            values[f"{name}_kwargs"] = {}
+    values.update(merged)
     config = RunConfig(**values)
     config.train_config()  # validates the training fields now, with a clear message
     return config
