@@ -16,7 +16,6 @@ import torch
 
 from .metrics import PACGAN_NUM_SAMPLES, evaluate, load_digits_classifier
 
-
 # KID over 10 subsets (not the paper's 100): the mean is unbiased either way, the std is coarser,
 # and evaluation during training stays a small fraction of a step budget.
 _FAST = {"kid_subsets": 10}
