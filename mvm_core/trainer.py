@@ -147,7 +147,8 @@ class Trainer:
 
     Args:
         generator: ``G(z[, cond]) -> sample``; must have a ``z_dim`` attribute.
-        metric_net: ``M(sample) -> (B, d)`` embedding.
+        metric_net: ``M(sample) -> (B, d)`` embedding; ``None`` trains the generator on
+            ``generator_terms`` alone (e.g. GFMN feature matching), with no metric step.
         data: a dataset, tensor/array, or ``(x, y)`` pair (labels needed when conditional).
         config: a :class:`TrainConfig` (or a dict of its fields).
         matching: the generator objective (default :class:`ManifoldMatchingLoss`).
@@ -158,7 +159,7 @@ class Trainer:
         run_dir: folder for checkpoints (needed for NaN-time saves and resume).
     """
 
-    def __init__(self, generator: nn.Module, metric_net: nn.Module, data, config: TrainConfig | dict | None = None,
+    def __init__(self, generator: nn.Module, metric_net: nn.Module | None, data, config: TrainConfig | dict | None = None,
                  *, matching: nn.Module | None = None, metric_objective: nn.Module | None = None,
                  generator_terms=None, callbacks: Iterable = (), run_dir: str | Path | None = None,
                  extra_state: dict[str, Any] | None = None):
@@ -168,12 +169,20 @@ class Trainer:
         if not hasattr(generator, "z_dim"):
             raise TypeError("generator must have a `z_dim` attribute (the size of its latent code).")
         self.generator = generator.to(self.device)
-        self.metric_net = metric_net.to(self.device)
+        self.metric_net = metric_net.to(self.device) if metric_net is not None else None
         self.dataset = as_generative_dataset(data)
         self.batches = BatchSource(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
-        self.matching = (matching or ManifoldMatchingLoss()).to(self.device)
-        self.metric_objective = (metric_objective or MetricObjective()).to(self.device)
         self.terms = _as_terms(generator_terms)
+        if self.metric_net is None:
+            if not self.terms:
+                raise ValueError("without a metric network the generator needs generator_terms to train on.")
+            if matching is not None or metric_objective is not None:
+                raise ValueError("matching and metric_objective need a metric network (metric_net is None).")
+            cfg.metric_steps = 0
+            self.matching = self.metric_objective = None
+        else:
+            self.matching = (matching or ManifoldMatchingLoss()).to(self.device)
+            self.metric_objective = (metric_objective or MetricObjective()).to(self.device)
         self.paired = any(needs_pairs(t.fn) for t in self.terms)
         self.num_classes = getattr(generator, "num_classes", None)
         if cfg.conditional and not self.num_classes:
@@ -182,8 +191,10 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.extra_state = extra_state or {}
         self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.g_lr, betas=cfg.g_betas, eps=cfg.g_eps)
-        metric_params = list(self.metric_net.parameters()) + list(self.metric_objective.parameters())
-        self.m_opt = torch.optim.Adam(metric_params, lr=cfg.m_lr, betas=cfg.m_betas, eps=cfg.m_eps)
+        self.m_opt = None
+        if self.metric_net is not None:
+            metric_params = list(self.metric_net.parameters()) + list(self.metric_objective.parameters())
+            self.m_opt = torch.optim.Adam(metric_params, lr=cfg.m_lr, betas=cfg.m_betas, eps=cfg.m_eps)
         self.ema = EMA(self.generator, cfg.ema_decay).to(self.device) if cfg.ema_decay else None
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.state = TrainerState()
@@ -276,29 +287,32 @@ class Trainer:
         cfg, step = self.config, self.state.step
         factor = lr_factor(cfg, step)
         for opt, base in ((self.g_opt, cfg.g_lr), (self.m_opt, cfg.m_lr)):
-            for group in opt.param_groups:
+            for group in opt.param_groups if opt is not None else ():
                 group["lr"] = base * factor
         g_params = list(self.generator.parameters())
-        m_params = [p for group in self.m_opt.param_groups for p in group["params"]]
+        m_params = [p for group in self.m_opt.param_groups for p in group["params"]] if self.m_opt else []
 
         real, real_cond = next(self.batches)
         z, fake_cond = self._fake_batch(real_cond)
         with self._autocast():
             fake = self._generate(z, fake_cond)
-            emb = self.metric_net(torch.cat([real, fake]))
-        emb = emb.float()
-        real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
-
-        # generator step: matching + weighted terms, gradients to G only
-        matching = self._matching_loss(real_emb.detach(), fake_emb, real_cond, fake_cond)
-        values = {"matching": matching.detach()}
-        for k, v in getattr(self.matching, "last_terms", {}).items():
-            values[k] = v
-        loss_g = matching
+            emb = self.metric_net(torch.cat([real, fake])).float() if self.metric_net is not None else None
+        real_emb = fake_emb = None
+        values: dict[str, torch.Tensor] = {}
+        loss_g = torch.zeros((), device=self.device)
+        if emb is not None:  # generator step: matching + weighted terms, gradients to G only
+            real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
+            matching = self._matching_loss(real_emb.detach(), fake_emb, real_cond, fake_cond)
+            values["matching"] = matching.detach()
+            values.update(getattr(self.matching, "last_terms", {}))
+            loss_g = matching
         if self.terms:
-            ctx = StepContext(step=step, z=z, fake=fake, real=real, fake_emb=fake_emb,
-                              real_emb=real_emb.detach(), cond=fake_cond, real_cond=real_cond,
-                              pairs=self.paired, generator=self.generator, metric_net=self.metric_net)
+            ctx = StepContext(
+                step=step, z=z, fake=fake, real=real, fake_emb=fake_emb,
+                real_emb=None if real_emb is None else real_emb.detach(), cond=fake_cond,
+                real_cond=real_cond, pairs=self.paired, generator=self.generator,
+                metric_net=self.metric_net,
+            )
             for term in self.terms:
                 value = term.fn(ctx)
                 values[term.name] = value.detach()
@@ -332,7 +346,7 @@ class Trainer:
             values["grad_norm_m"] = grad_norm_m.detach()
         for k, v in getattr(self.metric_objective, "last_stats", {}).items():
             values[k] = v
-        self._last_embeddings = (real_emb.detach(), fake_emb.detach())
+        self._last_embeddings = None if emb is None else (real_emb.detach(), fake_emb.detach())
         self.state.step += 1
         return values
 
@@ -345,7 +359,8 @@ class Trainer:
         """Train until ``steps`` total steps (default ``config.steps``); returns the logged history."""
         target = self.config.steps if steps is None else steps
         self.generator.train()
-        self.metric_net.train()
+        if self.metric_net is not None:
+            self.metric_net.train()
         self._stop = False
         self._call("on_train_start")
         while self.state.step < target and not self._stop:
@@ -359,11 +374,12 @@ class Trainer:
         return self.state.history
 
     def _record(self, values: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        real_emb, fake_emb = self._last_embeddings
         record = {"step": step}
         record.update({k: float(v) for k, v in values.items()})
-        record["hausdorff"] = float(hausdorff(real_emb, fake_emb))
-        record["hausdorff_fake_to_real"] = float(directed_hausdorff(fake_emb, real_emb))
+        if self._last_embeddings is not None:
+            real_emb, fake_emb = self._last_embeddings
+            record["hausdorff"] = float(hausdorff(real_emb, fake_emb))
+            record["hausdorff_fake_to_real"] = float(directed_hausdorff(fake_emb, real_emb))
         record["lr_g"] = self.g_opt.param_groups[0]["lr"]
         record["time"] = time.time()
         return record
@@ -383,14 +399,15 @@ class Trainer:
             "step": self.state.step,
             "history": self.state.history,
             "generator": self.generator.state_dict(),
-            "metric_net": self.metric_net.state_dict(),
-            "metric_objective": self.metric_objective.state_dict(),
             "g_opt": self.g_opt.state_dict(),
-            "m_opt": self.m_opt.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
             "batches": self.batches.state_dict(),
             "extra": self.extra_state,
         }
+        if self.metric_net is not None:
+            state["metric_net"] = self.metric_net.state_dict()
+            state["metric_objective"] = self.metric_objective.state_dict()
+            state["m_opt"] = self.m_opt.state_dict()
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.ema is not None:
@@ -402,10 +419,13 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
-        self.metric_net.load_state_dict(state["metric_net"])
-        self.metric_objective.load_state_dict(state["metric_objective"])
         self.g_opt.load_state_dict(state["g_opt"])
-        self.m_opt.load_state_dict(state["m_opt"])
+        if self.metric_net is not None:
+            if "metric_net" not in state:
+                raise ValueError("the checkpoint has no metric network but this trainer has one.")
+            self.metric_net.load_state_dict(state["metric_net"])
+            self.metric_objective.load_state_dict(state["metric_objective"])
+            self.m_opt.load_state_dict(state["m_opt"])
         torch.set_rng_state(state["rng"]["torch"])
         self.rng.set_state(state["rng"]["trainer"])
         if "cuda" in state["rng"] and torch.cuda.is_available():

@@ -188,3 +188,24 @@ def test_paths_are_strings_or_paths(tmp_path):
     trainer = small_trainer(run_dir=str(tmp_path))
     trainer.fit(steps=1)
     assert Path(trainer.save_checkpoint()).exists()
+
+
+def test_generator_terms_alone_without_metric_network():
+    """GFMN-style training: no metric network, the generator learns from its terms only."""
+    torch.manual_seed(0)
+    target = torch.tensor([3.0, -2.0])
+
+    def pull_to_target(ctx):
+        return ((ctx.fake.mean(0) - target) ** 2).sum()
+
+    trainer = Trainer(MLPGenerator(hidden=16, depth=1), None, ring_dataset(n=256),
+                      TrainConfig(steps=150, batch_size=32, g_lr=1e-2, log_every=50, device="cpu"),
+                      generator_terms={"pull": (1.0, pull_to_target)})
+    start = pull_to_target(type("Ctx", (), {"fake": trainer.sample(256)})())
+    history = trainer.fit()
+    assert start > 5.0  # the untrained generator is far from the target
+    assert "matching" not in history[-1] and history[-1]["pull"] < 0.01 * start
+    state = trainer.state_dict()
+    assert "metric_net" not in state and "m_opt" not in state
+    with pytest.raises(ValueError, match="needs generator_terms"):
+        Trainer(MLPGenerator(), None, ring_dataset(n=256), TrainConfig())
