@@ -19,6 +19,7 @@ from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
 from .runconfig import RunConfig, is_points
+from .set_matching import EnergyMatchingLoss
 from .trainer import Trainer
 
 
@@ -72,12 +73,23 @@ def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch
     return g, m
 
 
+def build_matching(config: RunConfig) -> torch.nn.Module:
+    """The generator's set-matching loss in the metric network's embedding."""
+    if config.matching == "centroid-diameter":
+        return ManifoldMatchingLoss(p=config.p, centroid_weight=config.centroid_weight,
+                                    diameter_weight=config.diameter_weight,
+                                    diameter_form=config.diameter_form)
+    if config.matching == "energy":
+        return EnergyMatchingLoss(energy_weight=config.energy_weight, chamfer_weight=config.chamfer_weight,
+                                  cross_weight=config.cross_weight, power=config.energy_power)
+    raise ValueError(f"matching must be 'centroid-diameter' or 'energy'; got {config.matching!r}.")
+
+
 def build_objectives(config: RunConfig) -> tuple[ManifoldMatchingLoss, MetricObjective, dict]:
     """Matching loss, metric objective and weighted generator terms from registry names."""
     from .registry import resolve
 
-    matching = ManifoldMatchingLoss(p=config.p, centroid_weight=config.centroid_weight,
-                                    diameter_weight=config.diameter_weight, diameter_form=config.diameter_form)
+    matching = build_matching(config)
     loss = resolve("metric_losses", config.metric_loss, **config.metric_loss_kwargs)
     if config.miner == "default":
         miner = "default"

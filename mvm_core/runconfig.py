@@ -39,7 +39,12 @@ class RunConfig:
     width: int = 64  # conv nets: base channels; MLPs: hidden units
     depth: int = 3  # MLPs
     spectral_norm: bool = False
-    # generator objective
+    # generator objective: "centroid-diameter" (ManifoldMatchingLoss) or "energy" (EnergyMatchingLoss)
+    matching: str = "centroid-diameter"
+    energy_weight: float = 1.0
+    chamfer_weight: float = 0.0
+    cross_weight: float = 0.0
+    energy_power: float = 1.0
     diameter_form: str = "sorted"
     p: float = 2.0
     centroid_weight: float = 1.0
