@@ -85,8 +85,19 @@ def build_matching(config: RunConfig) -> torch.nn.Module:
     raise ValueError(f"matching must be 'centroid-diameter' or 'energy'; got {config.matching!r}.")
 
 
-def build_objectives(config: RunConfig) -> tuple[ManifoldMatchingLoss, MetricObjective, dict]:
-    """Matching loss, metric objective and weighted generator terms from registry names."""
+def build_terms(config: RunConfig, dataset: GenerativeDataset) -> dict:
+    """Weighted generator terms from registry names (feature-matching terms receive the data)."""
+    from .registry import resolve
+
+    terms = {}
+    for name, weight in config.regularizers.items():
+        kwargs = {"data": dataset} if name.lower().startswith("gfmn:") else {}
+        terms[name] = (weight, resolve("regularizers", name, **kwargs))
+    return terms
+
+
+def build_objectives(config: RunConfig) -> tuple[torch.nn.Module, MetricObjective]:
+    """Matching loss and metric objective from the config (losses and miners by registry name)."""
     from .registry import resolve
 
     matching = build_matching(config)
@@ -97,24 +108,30 @@ def build_objectives(config: RunConfig) -> tuple[ManifoldMatchingLoss, MetricObj
         miner = None
     else:
         miner = resolve("miners", config.miner, **config.miner_kwargs)
-    objective = MetricObjective(loss, miner=miner)
-    terms = {name: (weight, resolve("regularizers", name)) for name, weight in config.regularizers.items()}
-    return matching, objective, terms
+    return matching, MetricObjective(loss, miner=miner)
 
 
 def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=()) -> Trainer:
     """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run)."""
+    from .registry import resolve
+
+    if config.method not in ("mvm", "gfmn"):
+        raise ValueError(f"method must be 'mvm' or 'gfmn'; got {config.method!r}.")
     torch.manual_seed(config.seed)
     dataset = build_dataset(config)
     generator, metric_net = build_networks(config, dataset)
-    matching, objective, terms = build_objectives(config)
+    terms = build_terms(config, dataset)
+    common = {"generator_terms": terms, "callbacks": callbacks, "run_dir": run_dir,
+              "extra_state": {"run_config": config.to_dict()}}
     if config.method == "gfmn":
-        raise ValueError("method='gfmn' needs the mvm-core-gfmn plugin's trainer integration.")
-    if config.method != "mvm":
-        raise ValueError(f"method must be 'mvm' or 'gfmn'; got {config.method!r}.")
+        # GFMN alone: fixed pretrained features, no metric network (the mvm-core-gfmn plugin)
+        extractors = ["gfmn:digits-classifier"] if config.data == "digits" else ["gfmn:vgg19", "gfmn:resnet18"]
+        terms["gfmn"] = (1.0, resolve("regularizers", "gfmn:FeatureMatching", data=dataset, extractors=extractors))
+        return Trainer(generator, None, dataset, config.train_config(), **common)
+    matching, objective = build_objectives(config)
     return Trainer(generator, metric_net, dataset, config.train_config(), matching=matching,
-                   metric_objective=objective, generator_terms=terms, callbacks=callbacks,
-                   run_dir=run_dir, extra_state={"run_config": config.to_dict()})
+                   metric_objective=objective, **common)
 
 
-__all__ = ["build_dataset", "build_networks", "build_objectives", "build_trainer", "is_points"]
+__all__ = ["build_dataset", "build_matching", "build_networks", "build_objectives", "build_terms",
+           "build_trainer", "is_points"]

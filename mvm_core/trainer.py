@@ -316,6 +316,8 @@ class Trainer:
             for term in self.terms:
                 value = term.fn(ctx)
                 values[term.name] = value.detach()
+                for k, v in getattr(term.fn, "last_terms", {}).items():  # the term's own parts
+                    values[k if "/" in k else f"{term.name}/{k}"] = v
                 loss_g = loss_g + term.weight * value
         values["loss_g"] = loss_g.detach()
         self._check_finite({k: v for k, v in values.items()}, step, "generator")

@@ -59,3 +59,17 @@ def test_cli_trains_with_plugins_by_name(tmp_path):
     assert code == 0
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert "msgan:ModeSeekingLoss" in rows[-1]
+
+
+def test_cli_trains_gfmn_alone(tmp_path, monkeypatch):
+    """`mvm train --method gfmn`: GFMN feature matching on the shipped digits classifier's features."""
+    monkeypatch.setenv("MVM_CORE_CACHE_DIR", str(tmp_path / "cache"))  # real statistics cache
+    run = tmp_path / "gfmn"
+    code = main(["train", "--method", "gfmn", "--steps", "4", "--batch-size", "16", "--width", "8",
+                 "--log-every", "2", "--eval-samples", "50", "--no-progress", "--device", "cpu",
+                 "--out", str(run)])
+    assert code == 0
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert "gfmn/matching" in rows[-1] and "matching" not in rows[-1]
+    assert (run / "checkpoint.safetensors").exists()
+    assert list((tmp_path / "cache").rglob("*.safetensors"))  # statistics were cached there
