@@ -18,6 +18,7 @@ from .matching import (
     squared_euclidean,
 )
 from .metric import FAKE, REAL, MetricObjective, MvMTripletLoss, RealFakeTripletMiner
+from .mining import FaissHardNegativeMiner, FakeEmbeddingBank
 from .plugins import list_plugins, load_plugins, register_plugin
 from .registry import (
     create_backbone,
@@ -42,16 +43,21 @@ from .registry import (
     list_regularizers,
     resolve,
 )
+from .set_matching import EnergyMatchingLoss, chamfer_distance, energy_distance
 
 __all__ = [
     "FAKE",
     "REAL",
+    "EnergyMatchingLoss",
+    "FaissHardNegativeMiner",
+    "FakeEmbeddingBank",
     "ManifoldMatchingLoss",
     "MetricObjective",
     "MvMTripletLoss",
     "RealFakeTripletMiner",
     "__version__",
     "centroid_matching",
+    "chamfer_distance",
     "create_backbone",
     "create_dataset",
     "create_distance",
@@ -65,6 +71,7 @@ __all__ = [
     "diameter_matching_paired",
     "diameter_matching_sorted",
     "directed_hausdorff",
+    "energy_distance",
     "hausdorff",
     "hookimpl",
     "list_backbones",

@@ -233,6 +233,15 @@ class MetricObjective(torch.nn.Module):
     Call ``objective(real_emb, fake_emb)``; ``fake_emb`` must be the metric network's embedding of
     *detached* generated samples. ``last_stats`` holds the number of tuples and the share already
     satisfied (negative farther than positive) of the last call, as detached tensors.
+
+    Miners with a reference set (memory bank): a miner with a method
+    ``mine_with_reference(embeddings, labels, step=...) -> (indices, ref_emb, ref_labels)`` (see
+    :class:`mvm_core.mining.ReferenceMiner`, e.g. :class:`mvm_core.mining.FaissHardNegativeMiner`
+    with a bank) has its tuples index that reference set (the batch followed by bank rows), and the
+    loss is called as ``loss(embeddings, labels, indices, ref_emb, ref_labels)``. If the miner
+    also has ``enqueue(fake_emb, step=..., samples=...)``, each call's fake embeddings (detached)
+    are enqueued *after* mining, so a step never mines its own fakes from the bank. ``step`` and
+    ``fake_samples`` (what a ``stale="reembed"`` bank re-embeds) are passed through.
     """
 
     def __init__(self, loss: BaseMetricLossFunction | None = None, miner: BaseMiner | str | None = "default",
@@ -251,40 +260,75 @@ class MetricObjective(torch.nn.Module):
         self.restrict_tuples = restrict_tuples
         self.last_stats: dict[str, torch.Tensor] = {}
 
-    def forward(self, real_emb: torch.Tensor, fake_emb: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        real_emb: torch.Tensor,
+        fake_emb: torch.Tensor,
+        *,
+        step: int | None = None,
+        fake_samples: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         check_embeddings("real_emb", real_emb)
         check_embeddings("fake_emb", fake_emb)
         check_same_dim("real_emb", real_emb, "fake_emb", fake_emb)
         embeddings = torch.cat([real_emb, fake_emb])
         labels = real_fake_labels(len(real_emb), len(fake_emb), embeddings.device)
-        indices = None
-        if self.miner is not None:
-            indices = self.miner(embeddings, labels)
+        indices = ref_emb = ref_labels = None
+        miner = self.miner
+        if miner is not None:
+            if callable(getattr(miner, "mine_with_reference", None)):
+                indices, ref_emb, ref_labels = miner.mine_with_reference(
+                    embeddings, labels, step=step
+                )
+            else:
+                indices = miner(embeddings, labels)
             if self.restrict_tuples:
-                indices = restrict_to_real_fake(indices, labels)
-        self._record_stats(embeddings, labels, indices)
-        return self.loss(embeddings, labels, indices)
+                indices = self._restrict(indices, labels, ref_labels)
+        self._record_stats(embeddings, labels, indices, ref_emb)
+        if ref_emb is None or ref_emb is embeddings:
+            loss = self.loss(embeddings, labels, indices)
+        else:
+            loss = self.loss(embeddings, labels, indices, ref_emb, ref_labels)
+        if miner is not None and callable(getattr(miner, "enqueue", None)):
+            miner.enqueue(fake_emb.detach(), step=step, samples=fake_samples)
+        return loss
+
+    @staticmethod
+    def _restrict(indices: tuple, labels: torch.Tensor, ref_labels: torch.Tensor | None) -> tuple:
+        """Keep (real anchor, real positive, fake negative) tuples; p/n index ``ref_labels``."""
+        if ref_labels is None:
+            return restrict_to_real_fake(indices, labels)
+        real, ref_real = labels == REAL, ref_labels == REAL
+        if len(indices) == 3:
+            a, p, n = indices
+            keep = real[a] & ref_real[p] & ~ref_real[n]
+            return a[keep], p[keep], n[keep]
+        a1, p, a2, n = indices
+        keep_pos = real[a1] & ref_real[p]
+        keep_neg = real[a2] & ~ref_real[n]
+        return a1[keep_pos], p[keep_pos], a2[keep_neg], n[keep_neg]
 
     @torch.no_grad()
-    def _record_stats(self, embeddings, labels, indices) -> None:
+    def _record_stats(self, embeddings, labels, indices, ref_emb=None) -> None:
         """Tuple count and share already satisfied (negatives farther than positives)."""
         if indices is None:
             self.last_stats = {}
             return
+        ref_emb = embeddings if ref_emb is None else ref_emb
         distance = getattr(self.loss, "distance", None) or squared_euclidean()
         if len(indices) == 3:
             a, p, n = indices
             count = len(a)
             if count:
-                d_ap = rowwise_distances(embeddings[a], embeddings[p], distance)
-                d_an = rowwise_distances(embeddings[a], embeddings[n], distance)
+                d_ap = rowwise_distances(embeddings[a], ref_emb[p], distance)
+                d_an = rowwise_distances(embeddings[a], ref_emb[n], distance)
                 satisfied = (distance.margin(d_ap, d_an) < 0).float().mean()
         else:  # pairs: negatives farther than the mean positive distance
             a1, p, a2, n = indices
             count = len(a1) + len(a2)
             if len(a1) and len(a2):
-                d_pos = rowwise_distances(embeddings[a1], embeddings[p], distance).mean()
-                d_neg = rowwise_distances(embeddings[a2], embeddings[n], distance)
+                d_pos = rowwise_distances(embeddings[a1], ref_emb[p], distance).mean()
+                d_neg = rowwise_distances(embeddings[a2], ref_emb[n], distance)
                 satisfied = (distance.margin(d_pos, d_neg) < 0).float().mean()
             else:
                 count = 0

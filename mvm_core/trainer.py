@@ -338,7 +338,10 @@ class Trainer:
                 with self._autocast():
                     emb = self.metric_net(torch.cat([real, fake.detach()])).float()
                 real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
-            loss_m = self.metric_objective(real_emb, fake_emb)
+            if isinstance(self.metric_objective, MetricObjective):  # step: the fake bank's clock
+                loss_m = self.metric_objective(real_emb, fake_emb, step=step)
+            else:
+                loss_m = self.metric_objective(real_emb, fake_emb)
             self._check_finite({"loss_m": loss_m.detach()}, step, "metric")
             self.m_opt.zero_grad(set_to_none=True)
             loss_m.backward(inputs=m_params)

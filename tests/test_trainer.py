@@ -209,3 +209,19 @@ def test_generator_terms_alone_without_metric_network():
     assert "metric_net" not in state and "m_opt" not in state
     with pytest.raises(ValueError, match="needs generator_terms"):
         Trainer(MLPGenerator(), None, ring_dataset(n=256), TrainConfig())
+
+
+def test_trainer_with_faiss_bank_mining():
+    """The FAISS miner with a memory bank of fakes plugs into the trainer's metric step."""
+    from mvm_core.metric import MetricObjective
+    from mvm_core.mining import FaissHardNegativeMiner
+
+    torch.manual_seed(0)
+    miner = FaissHardNegativeMiner(k=2, source="both", bank=64)
+    trainer = Trainer(MLPGenerator(hidden=16, depth=1), MLPMetricNet(emb_dim=4, hidden=16, depth=1),
+                      ring_dataset(n=256), TrainConfig(steps=5, batch_size=16, log_every=1, device="cpu"),
+                      metric_objective=MetricObjective(miner=miner))
+    history = trainer.fit()
+    assert all(torch.isfinite(torch.tensor(r["loss_m"])) for r in history)
+    assert int(miner.bank.valid_mask().sum()) == 64  # 5 steps x 16 fakes, ring buffer of 64
+    assert history[-1]["tuples"] == 16 * 2  # k negatives per real anchor
