@@ -13,7 +13,7 @@ from typing import Any
 def reference(kind: str) -> dict[str, Any]:
     """The ICCV 2021 reference code: paired p-diameter, MvM triplet with random tuples, its Adam settings."""
     common = {
-        "diameter_form": "paired", "p": 2.0, "centroid_weight": 1.0, "diameter_weight": 1.0,
+        "matching": "centroid-diameter", "diameter_form": "paired", "p": 2.0, "centroid_weight": 1.0, "diameter_weight": 1.0,
         "metric_loss": "mvm:MvMTripletLoss", "metric_loss_kwargs": {"margin": 1.0, "alpha": 1e-2},
         "miner": "default", "g_lr": 1e-4, "g_betas": (0.0, 0.9), "g_eps": 1e-6,
         "m_lr": 1e-4, "m_betas": (0.5, 0.999), "m_eps": 1e-3, "metric_steps": 1, "emb_dim": 10,
@@ -25,13 +25,26 @@ def reference(kind: str) -> dict[str, Any]:
 
 
 def default(kind: str) -> dict[str, Any]:
-    """Our defaults: the permutation-invariant p-diameter and faster optimizers (measured in benchmarks/)."""
+    """Our defaults, each measured (benchmarks/digits/RESULTS.md, benchmarks/twod/ABLATION.md).
+
+    Images (digits study, 3 seeds, 2000 steps): energy-distance matching in a 32-d embedding
+    learned by a contrastive loss over all pairs of the batch, cosine learning-rate decay, EMA:
+    FID@digits-classifier 62.8 +- 2.3 and worst class share 0.57 of fair, against 197 and 0.11 for
+    the reference objectives with the same networks and budget. The reference's direction
+    guidance is dropped (its batch-summed cosine rivals the margin and corrupts the metric).
+    Points: the permutation-invariant p-diameter (METHODS.md: ring 8 modes, 62-92% high quality at
+    10k steps against 52-65% for the paired form); the 2D research is in benchmarks/twod/.
+    """
     values = reference(kind)
-    values.update({"diameter_form": "sorted"})
-    if kind == "points":
-        values.update({"steps": 3000, "g_lr": 1e-3, "m_lr": 1e-3})
-    else:
-        values.update({"z_dim": 64, "g_lr": 5e-4, "m_lr": 5e-4, "ema_decay": 0.99})
+    values["diameter_form"] = "sorted"
+    if kind == "images":
+        values.update({
+            "matching": "energy", "energy_weight": 1.0, "chamfer_weight": 0.0, "cross_weight": 0.0,
+            "energy_power": 1.0, "metric_loss": "pml:ContrastiveLoss",
+            "metric_loss_kwargs": {"pos_margin": 0.0, "neg_margin": 1.0}, "miner": "none",
+            "emb_dim": 32, "z_dim": 64, "g_lr": 5e-4, "m_lr": 5e-4, "m_eps": 1e-8,
+            "lr_schedule": "cosine", "ema_decay": 0.99, "steps": 2000,
+        })
     return values
 
 
