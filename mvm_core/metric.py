@@ -59,6 +59,11 @@ class MvMTripletLoss(BaseMetricLossFunction):
     negatives that lie in the direction of the positives (hard negatives along the real manifold).
     ``smooth=True`` uses softplus instead of relu (the reference StyleGAN2 variant).
 
+    ``guidance_reduction="sum"`` is the reference: ``alpha * g`` grows with the batch and reaches
+    the margin at ``alpha * B = margin`` (B = 100 with the reference values), where the network
+    can lower its loss by aligning directions instead of separating fakes
+    (benchmarks/twod/PROGRESS.md); ``"mean"`` makes the term independent of the batch size.
+
     Use with :class:`RealFakeTripletMiner` (or any miner giving triplets); with labels only, pml's
     convention applies (all triplets of ``triplets_per_anchor`` per anchor).
     """
@@ -70,9 +75,13 @@ class MvMTripletLoss(BaseMetricLossFunction):
         smooth: bool = False,
         triplets_per_anchor: int | str = "all",
         distance: BaseDistance | None = None,
+        guidance_reduction: Literal["sum", "mean"] = "sum",
         **kwargs,
     ):
+        if guidance_reduction not in ("sum", "mean"):
+            raise ValueError(f"guidance_reduction must be 'sum' or 'mean'; got {guidance_reduction!r}.")
         super().__init__(distance=squared_euclidean() if distance is None else distance, **kwargs)
+        self.guidance_reduction = guidance_reduction
         self.margin = float(margin)
         self.alpha = float(alpha)
         self.smooth = bool(smooth)
@@ -88,7 +97,8 @@ class MvMTripletLoss(BaseMetricLossFunction):
         anchors, positives, negatives = embeddings[a], ref_emb[p], ref_emb[n]
         d_ap = rowwise_distances(anchors, positives, self.distance)
         d_an = rowwise_distances(anchors, negatives, self.distance)
-        guidance = F.cosine_similarity(negatives - anchors, positives - anchors, dim=1).sum()
+        cosines = F.cosine_similarity(negatives - anchors, positives - anchors, dim=1)
+        guidance = cosines.sum() if self.guidance_reduction == "sum" else cosines.mean()
         violation = self.distance.margin(d_ap, d_an) + self.margin - self.alpha * guidance
         loss = F.softplus(violation) if self.smooth else F.relu(violation)
         return {"loss": {"losses": loss, "indices": indices_tuple, "reduction_type": "triplet"}}

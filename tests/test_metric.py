@@ -183,3 +183,14 @@ def test_objective_bad_input():
         objective(torch.randn(4, 3), torch.full((4, 3), float("inf")))
     with pytest.raises(ValueError, match="triplets_per_anchor must be a positive int"):
         RealFakeTripletMiner(triplets_per_anchor="all")
+
+
+def test_guidance_mean_reduction_divides_by_the_number_of_triplets():
+    E = randn(10, 3) * 0.5
+    idx = (torch.tensor([0, 1, 2, 3]), torch.tensor([1, 0, 3, 2]), torch.tensor([7, 5, 9, 6]))
+    labels = real_fake_labels(5, 5)
+    summed = MvMTripletLoss(margin=50.0, alpha=0.4)(E, labels, idx).item()
+    mean = MvMTripletLoss(margin=50.0, alpha=0.4 * 4, guidance_reduction="mean")(E, labels, idx).item()
+    assert mean == pytest.approx(summed, rel=1e-12)  # alpha * sum == (4 alpha) * mean for 4 triplets
+    with pytest.raises(ValueError, match="guidance_reduction must be"):
+        MvMTripletLoss(guidance_reduction="max")
