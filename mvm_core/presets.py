@@ -29,8 +29,8 @@ def default(kind: str) -> dict[str, Any]:
 
     Images (digits study, 3 seeds, 2000 steps): energy-distance matching in a 32-d embedding
     learned by a contrastive loss over all pairs of the batch, cosine learning-rate decay, EMA:
-    FID@digits-classifier 62.8 +- 2.3 and worst class share 0.57 of fair, against 197 and 0.11 for
-    the reference objectives with the same networks and budget. The reference's direction
+    FID@digits-classifier 62.8 +- 2.3 and worst class share 0.57 of fair, against 197 and 0.11
+    with the MvM triplet as metric loss (same networks and budget). The reference's direction
     guidance is dropped (its batch-summed cosine rivals the margin and corrupts the metric).
     Points: the permutation-invariant p-diameter (METHODS.md: ring 8 modes, 62-92% high quality at
     10k steps against 52-65% for the paired form); the 2D research is in benchmarks/twod/.
