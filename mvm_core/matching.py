@@ -179,7 +179,26 @@ def hausdorff(a: torch.Tensor, b: torch.Tensor, distance: BaseDistance | None = 
     return torch.maximum(ab, ba)
 
 
-class ManifoldMatchingLoss(BaseMetricLossFunction):
+class SetMatchingLoss(BaseMetricLossFunction):
+    """Base of the generator's set-matching losses: ``loss(real_emb, ref_emb=fake_emb)``.
+
+    Checks both sets (shape, dtype, finiteness when ``check_finite``) before ``compute_loss``.
+    """
+
+    check_finite: bool = True
+
+    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
+        if ref_emb is None:
+            raise ValueError(
+                f"{type(self).__name__} compares two sets: call loss(real_emb, ref_emb=fake_emb)."
+            )
+        check_embeddings("real_emb", embeddings, check_finite=self.check_finite)
+        check_embeddings("fake_emb (ref_emb)", ref_emb, check_finite=self.check_finite)
+        check_same_dim("real_emb", embeddings, "fake_emb (ref_emb)", ref_emb)
+        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
+
+
+class ManifoldMatchingLoss(SetMatchingLoss):
     """Centroid + p-diameter matching between real and generated embeddings (pml-compatible).
 
     Call as ``loss(real_emb, ref_emb=fake_emb)``. The result is
@@ -228,16 +247,6 @@ class ManifoldMatchingLoss(BaseMetricLossFunction):
 
     def _sub_loss_names(self) -> list[str]:
         return ["centroid_loss", "diameter_loss"]
-
-    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
-        if ref_emb is None:
-            raise ValueError(
-                "ManifoldMatchingLoss compares two sets: call loss(real_emb, ref_emb=fake_emb)."
-            )
-        check_embeddings("real_emb", embeddings, check_finite=self.check_finite)
-        check_embeddings("fake_emb (ref_emb)", ref_emb, check_finite=self.check_finite)
-        check_same_dim("real_emb", embeddings, "fake_emb (ref_emb)", ref_emb)
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         real, fake = embeddings, ref_emb

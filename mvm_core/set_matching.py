@@ -33,9 +33,8 @@ with the same calling convention as :class:`mvm_core.matching.ManifoldMatchingLo
 from __future__ import annotations
 
 import torch
-from pytorch_metric_learning.losses import BaseMetricLossFunction
 
-from ._checks import check_embeddings, check_same_dim
+from .matching import SetMatchingLoss
 
 __all__ = [
     "EnergyMatchingLoss",
@@ -144,7 +143,7 @@ def cross_diameter_matching(
     return (_quantiles(within, k) - _quantiles(cross, k)).abs().pow(p).mean().pow(1.0 / p)
 
 
-class EnergyMatchingLoss(BaseMetricLossFunction):
+class EnergyMatchingLoss(SetMatchingLoss):
     """Weighted sum of energy distance, Chamfer distance and cross-diameter matching (pml-style).
 
     Call as ``loss(real_emb, ref_emb=fake_emb)``. Terms with weight 0 are not computed. The
@@ -185,16 +184,6 @@ class EnergyMatchingLoss(BaseMetricLossFunction):
 
     def _sub_loss_names(self) -> list[str]:
         return ["energy_loss", "chamfer_loss", "cross_loss"]
-
-    def forward(self, embeddings, labels=None, indices_tuple=None, ref_emb=None, ref_labels=None):
-        if ref_emb is None:
-            raise ValueError(
-                "EnergyMatchingLoss compares two sets: call loss(real_emb, ref_emb=fake_emb)."
-            )
-        check_embeddings("real_emb", embeddings, check_finite=self.check_finite)
-        check_embeddings("fake_emb (ref_emb)", ref_emb, check_finite=self.check_finite)
-        check_same_dim("real_emb", embeddings, "fake_emb (ref_emb)", ref_emb)
-        return super().forward(embeddings, labels, indices_tuple, ref_emb, ref_labels)
 
     def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
         real, fake = embeddings, ref_emb
