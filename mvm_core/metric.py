@@ -293,7 +293,7 @@ class MetricObjective(torch.nn.Module):
             else:
                 indices = miner(embeddings, labels)
             if self.restrict_tuples:
-                indices = self._restrict(indices, labels, ref_labels)
+                indices = restrict_to_real_fake(indices, labels, ref_labels)
         self._record_stats(embeddings, labels, indices, ref_emb)
         if ref_emb is None or ref_emb is embeddings:
             loss = self.loss(embeddings, labels, indices)
@@ -302,21 +302,6 @@ class MetricObjective(torch.nn.Module):
         if miner is not None and callable(getattr(miner, "enqueue", None)):
             miner.enqueue(fake_emb.detach(), step=step, samples=fake_samples)
         return loss
-
-    @staticmethod
-    def _restrict(indices: tuple, labels: torch.Tensor, ref_labels: torch.Tensor | None) -> tuple:
-        """Keep (real anchor, real positive, fake negative) tuples; p/n index ``ref_labels``."""
-        if ref_labels is None:
-            return restrict_to_real_fake(indices, labels)
-        real, ref_real = labels == REAL, ref_labels == REAL
-        if len(indices) == 3:
-            a, p, n = indices
-            keep = real[a] & ref_real[p] & ~ref_real[n]
-            return a[keep], p[keep], n[keep]
-        a1, p, a2, n = indices
-        keep_pos = real[a1] & ref_real[p]
-        keep_neg = real[a2] & ~ref_real[n]
-        return a1[keep_pos], p[keep_pos], a2[keep_neg], n[keep_neg]
 
     @torch.no_grad()
     def _record_stats(self, embeddings, labels, indices, ref_emb=None) -> None:
@@ -347,16 +332,21 @@ class MetricObjective(torch.nn.Module):
         self.last_stats = {"tuples": torch.tensor(count), "satisfied": satisfied}
 
 
-def restrict_to_real_fake(indices: tuple, labels: torch.Tensor) -> tuple:
-    """Drop mined tuples that are not (real anchor, real positive, fake negative)."""
+def restrict_to_real_fake(indices: tuple, labels: torch.Tensor,
+                          ref_labels: torch.Tensor | None = None) -> tuple:
+    """Drop mined tuples that are not (real anchor, real positive, fake negative).
+
+    Anchors index ``labels``; positives and negatives index ``ref_labels`` (default ``labels``).
+    """
     real = labels == REAL
+    ref_real = real if ref_labels is None else ref_labels == REAL
     if len(indices) == 3:
         a, p, n = indices
-        keep = real[a] & real[p] & ~real[n]
+        keep = real[a] & ref_real[p] & ~ref_real[n]
         return a[keep], p[keep], n[keep]
     a1, p, a2, n = indices
-    keep_pos = real[a1] & real[p]
-    keep_neg = real[a2] & ~real[n]
+    keep_pos = real[a1] & ref_real[p]
+    keep_neg = real[a2] & ~ref_real[n]
     return a1[keep_pos], p[keep_pos], a2[keep_neg], n[keep_neg]
 
 
