@@ -1,7 +1,9 @@
 """Train a generator by manifold matching (default: the built-in digits, on CPU in a few minutes).
 
 Writes a run folder: config.json, log.jsonl (both objectives per logged step), samples.png,
-losses.png, metrics.json and checkpoint.safetensors. `--resume RUN` continues a run exactly.
+losses.png, metrics.json and checkpoint.safetensors. `--resume RUN` continues a run exactly
+(an interrupted run resumed as it was configured; `--steps N` extends it, and with a decaying
+learning-rate schedule the decay is then stretched to the new total).
 """
 
 from __future__ import annotations
