@@ -18,7 +18,7 @@ from .data import (
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
-from .runconfig import RunConfig, is_points
+from .runconfig import RunConfig
 from .set_matching import EnergyMatchingLoss
 from .trainer import Trainer
 
@@ -134,4 +134,4 @@ def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callback
 
 
 __all__ = ["build_dataset", "build_matching", "build_networks", "build_objectives", "build_terms",
-           "build_trainer", "is_points"]
+           "build_trainer"]

@@ -18,14 +18,14 @@ _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
 
 @dataclass
-class RunConfig:
-    """Everything `mvm train` needs. Fields shared with :class:`TrainConfig` are passed to it."""
+class RunConfig(TrainConfig):
+    """Everything `mvm train` needs: the training fields of :class:`TrainConfig` (inherited, and
+    validated the same way) plus data, networks, objectives and outputs."""
 
     # data
     data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt (tensor of samples)
     image_size: int = 8
     channels: int = 3  # for image folders
-    conditional: bool = False
     # method
     preset: str = "default"  # default | reference (the published MvM formulation)
     method: str = "mvm"  # mvm | gfmn (GFMN feature matching only, needs the mvm-core-gfmn plugin)
@@ -55,24 +55,6 @@ class RunConfig:
     metric_loss_kwargs: dict[str, Any] = field(default_factory=dict)
     miner: str = "default"  # default | none | registry name
     miner_kwargs: dict[str, Any] = field(default_factory=dict)
-    # training (TrainConfig)
-    steps: int = 1500
-    batch_size: int = 64
-    metric_steps: int = 1
-    g_lr: float = 1e-4
-    g_betas: tuple[float, float] = (0.0, 0.9)
-    g_eps: float = 1e-6
-    m_lr: float = 1e-4
-    m_betas: tuple[float, float] = (0.5, 0.999)
-    m_eps: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    grad_clip: float | None = None
-    ema_decay: float | None = None
-    amp: bool = False
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 10
     # outputs
     sample_every: int = 0
     checkpoint_every: int = 500
@@ -81,10 +63,8 @@ class RunConfig:
     tensorboard: bool = False
 
     def train_config(self) -> TrainConfig:
+        """The training fields alone, as the :class:`Trainer` takes them."""
         return TrainConfig(**{k: v for k, v in asdict(self).items() if k in _TRAIN_FIELDS})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def valid_keys(cls) -> list[str]:
@@ -158,6 +138,4 @@ def build_run_config(file_values: dict[str, Any] | None = None,
         if name in merged and merged[name] != values.get(name) and f"{name}_kwargs" not in merged:
             values[f"{name}_kwargs"] = {}
     values.update(merged)
-    config = RunConfig(**values)
-    config.train_config()  # validates the training fields now, with a clear message
-    return config
+    return RunConfig(**values)  # __post_init__ validates the training fields

@@ -264,6 +264,9 @@ class Trainer:
         return torch.stack(losses).mean()
 
     def _check_finite(self, values: dict[str, torch.Tensor], step: int, network: str) -> None:
+        # one device sync per step: check all terms at once, name the bad ones only on failure
+        if bool(torch.isfinite(torch.stack([v.float().reshape(()) for v in values.values()])).all()):
+            return
         bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
         if bad:
             path = self.save_checkpoint() if self.run_dir is not None else None
@@ -320,7 +323,7 @@ class Trainer:
                     values[k if "/" in k else f"{term.name}/{k}"] = v
                 loss_g = loss_g + term.weight * value
         values["loss_g"] = loss_g.detach()
-        self._check_finite({k: v for k, v in values.items()}, step, "generator")
+        self._check_finite(values, step, "generator")
         self.g_opt.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params, retain_graph=cfg.metric_steps > 0)
         values["grad_norm_g"] = self._clip(g_params).detach()
