@@ -1,7 +1,13 @@
 """Trainer callbacks: logs, progress bar, TensorBoard, samples, evaluation, checkpoints.
 
-A callback is any object with some of ``on_train_start(trainer)``, ``on_step_end(trainer, record)``
-and ``on_train_end(trainer)``; ``record`` is the dict logged at that step.
+A callback is any object with some of ``on_train_start(trainer)``, ``on_step_end(trainer, record)``,
+``on_train_end(trainer)`` and ``on_diverged(trainer, error)`` (called when a loss becomes NaN/inf,
+before :class:`~mvm_core.trainer.TrainingDiverged` propagates); ``record`` is the dict logged at
+that step.
+
+Under DDP (torchrun) the trainer runs callbacks on rank 0 only, so logs, samples, plots,
+evaluations and checkpoints are written once; a callback that must run on every rank (one that
+takes part in a collective) sets ``all_ranks = True``. A stop asked by a callback stops all ranks.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from .plotting import save_image_grid, save_loss_curves, save_scatter
 class Callback:
     """Base class with no-op hooks (subclassing is optional)."""
 
+    all_ranks: bool = False  # under DDP: run on every rank, not on rank 0 only
+
     def on_train_start(self, trainer) -> None: ...
 
     def on_step_end(self, trainer, record: dict) -> None: ...
 
     def on_train_end(self, trainer) -> None: ...
+
+    def on_diverged(self, trainer, error: Exception) -> None: ...
 
 
 class JSONLLogger(Callback):
@@ -50,7 +60,8 @@ class JSONLLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar showing the live losses."""
+    """A tqdm bar showing the live losses and, with a :class:`~mvm_core.health.HealthMonitor`
+    placed before it, the run's health status (``health=ok``, ``health=gen collapse@1200``)."""
 
     def __init__(self, keys=("matching", "loss_m", "hausdorff"), disable: bool | None = None):
         self.keys = keys
@@ -67,7 +78,10 @@ class ProgressBar(Callback):
     def on_step_end(self, trainer, record: dict) -> None:
         self.bar.update(record["step"] - self._last)
         self._last = record["step"]
-        self.bar.set_postfix({k: f"{record[k]:.4g}" for k in self.keys if k in record})
+        postfix = {k: f"{record[k]:.4g}" for k in self.keys if k in record}
+        if getattr(trainer, "health_status", None):
+            postfix["health"] = trainer.health_status
+        self.bar.set_postfix(postfix)
 
     def on_train_end(self, trainer) -> None:
         self.bar.close()
@@ -107,7 +121,8 @@ class Checkpointer(Callback):
 
 
 class SampleWriter(Callback):
-    """Writes a sample picture (image grid or 2D scatter) every ``every`` steps and at the end."""
+    """Writes a sample picture (image grid or 2D scatter) every ``every`` steps and at the end;
+    for a paired task, held-out (input, output, target) rows."""
 
     def __init__(self, folder: str | Path, every: int = 0, n: int = 64):
         self.folder = Path(folder)
@@ -115,6 +130,8 @@ class SampleWriter(Callback):
         self.n = n
 
     def write(self, trainer, name: str) -> Path:
+        if getattr(trainer.config, "task", "generate") == "paired":
+            return self._write_pairs(trainer, name)
         samples = trainer.sample(self.n)
         if samples.ndim == 4:
             return save_image_grid(samples, self.folder / name)
@@ -122,6 +139,22 @@ class SampleWriter(Callback):
         return save_scatter(samples, self.folder / name, means=None if mixture is None else mixture.means,
                             extent=None if mixture is None else mixture.extent(),
                             title=f"step {trainer.state.step}")
+
+    def _write_pairs(self, trainer, name: str) -> Path:
+        """Held-out pairs as rows of (input resized to the target's size, output, target)."""
+        import torch
+        import torch.nn.functional as F
+
+        inputs, targets = trainer.dataset.heldout(max(1, self.n // 3))
+        outputs = trainer.predict(inputs)
+        if targets.ndim != 4:  # 2D points: outputs over targets
+            return save_scatter(outputs, self.folder / name, real=targets.float().cpu())
+        columns = [outputs.clamp(-1, 1), targets.float().cpu()]
+        if inputs.ndim == 4 and inputs.shape[1] == targets.shape[1]:
+            columns.insert(0, F.interpolate(inputs.float().cpu(), size=targets.shape[-2:], mode="nearest"))
+        grid = torch.stack(columns, dim=1).flatten(0, 1)
+        scale = 4 if targets.shape[-1] <= 16 else 2
+        return save_image_grid(grid, self.folder / name, nrow=2 * len(columns), scale=scale)
 
     def on_step_end(self, trainer, record: dict) -> None:
         if self.every and record["step"] % self.every == 0:

@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "sample": "sample",
     "eval": "evaluate",
+    "inspect": "inspect",
+    "embed": "embed",
     "plugins": "plugins",
     "list": "list",
 }

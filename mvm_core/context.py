@@ -16,6 +16,9 @@ class StepContext:
     is built as two halves with the same conditions: ``fake[i]`` and ``fake[i + B // 2]`` come from
     ``z[i]`` and ``z[i + B // 2]`` under the same ``cond[i]`` (what mode seeking needs), with no extra
     generator pass.
+
+    In a paired task (``task == "paired"``, e.g. super-resolution) ``z`` holds the generator's
+    inputs instead of latent codes, and ``real[i]`` is the target of ``fake[i] = G(z[i])``.
     """
 
     step: int
@@ -29,6 +32,7 @@ class StepContext:
     pairs: bool = False
     generator: torch.nn.Module | None = None
     metric_net: torch.nn.Module | None = None
+    task: str = "generate"
 
     def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split a batch tensor into the two halves of a paired batch."""

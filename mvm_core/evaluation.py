@@ -3,7 +3,9 @@
 * 2D mixtures: PacGAN mode coverage on 2,500 samples (modes, high-quality share, reverse KL);
 * digits: the project's digits classifier (``@digits-classifier``): FID, KID, precision/recall,
   Inception score and class coverage from its logits;
-* anything else: the run's own metric network (``@metric-net``), FID, KID, precision/recall.
+* anything else: the run's own metric network (``@metric-net``), FID, KID, precision/recall;
+* paired tasks (e.g. super-resolution): the dataset's ``evaluate(trainer, n, metrics)`` on its
+  held-out pairs (:class:`mvm_core.data.PairedDataset`; the SR plugin reports PSNR/SSIM on Y).
 
 Samples use a fixed seed, so evaluating never changes the training's random stream.
 """
@@ -36,6 +38,8 @@ def evaluate_trainer(trainer, n: int = 2000, metrics: tuple[str, ...] | None = N
     """
     cache = {} if cache is None else cache
     dataset = trainer.dataset
+    if getattr(trainer.config, "task", "generate") == "paired":  # the data's own protocol
+        return dataset.evaluate(trainer, n=n, metrics=metrics)
     mixture = getattr(dataset, "mixture", None)
     if mixture is not None:
         samples = trainer.sample(PACGAN_NUM_SAMPLES, seed=12345).float().cpu()

@@ -13,8 +13,9 @@ Provided here:
 
 * :class:`MvMTripletLoss`: the reference loss, a triplet hinge on squared distances with the
   direction-guidance cosine term, as a pml ``BaseMetricLossFunction``;
-* :class:`RealFakeTripletMiner`: the default miner (real anchors, real positives, fake negatives,
-  a bounded number of triplets per anchor);
+* :class:`RealFakeTripletMiner`: the reference code's random tuples (real anchors, real
+  positives, fake negatives, a bounded number of triplets per anchor); the default miner is the
+  FAISS hard-negative miner of :mod:`mvm_core.mining`;
 * :class:`MetricObjective`: labels, mining and the loss behind one call site, with construction-time
   checks that reject losses that cannot work here.
 """
@@ -229,14 +230,21 @@ def check_metric_loss(loss: object) -> None:
         )
 
 
+#: Negatives per real anchor of the default miner (k nearest fakes in the batch); see docs/mining.md.
+DEFAULT_HARD_NEGATIVES = 8
+
+
 class MetricObjective(torch.nn.Module):
     """The metric network's loss: any pml loss over ``cat(real, fake)`` labelled REAL/FAKE.
 
     Args:
         loss: a pml loss (default :class:`MvMTripletLoss`).
-        miner: a pml miner; ``"default"`` gives :class:`RealFakeTripletMiner` (bounded),
-            ``None`` lets the loss form its own tuples from the labels (all pairs/triplets: only for
-            small batches).
+        miner: a pml miner; ``"default"`` gives the hard-negative miner
+            :class:`mvm_core.mining.FaissHardNegativeMiner` (``k=8`` nearest fakes per real anchor
+            in the batch, random real positives, searched with the loss's distance; FAISS when
+            installed, an exact chunked torch search otherwise); ``"random"`` gives the reference
+            code's random tuples (:class:`RealFakeTripletMiner`); ``None`` lets the loss form its
+            own tuples from the labels (all pairs/triplets: only for small batches).
         restrict_tuples: keep only mined tuples of the MvM structure (real anchor, real positive,
             fake negative), so any pml miner can be used without fake-fake positives.
 
@@ -260,10 +268,15 @@ class MetricObjective(torch.nn.Module):
         loss = MvMTripletLoss() if loss is None else loss
         check_metric_loss(loss)
         if miner == "default":
+            from .mining import FaissHardNegativeMiner
+
+            miner = FaissHardNegativeMiner(k=DEFAULT_HARD_NEGATIVES, source="batch", distance=loss.distance)
+        elif miner == "random":
             miner = RealFakeTripletMiner()
         elif miner is not None and not isinstance(miner, BaseMiner):
             raise TypeError(
-                f"miner must be a pytorch-metric-learning miner, 'default' or None; got {miner!r}."
+                "miner must be a pytorch-metric-learning miner, 'default' (FAISS hard negatives),"
+                f" 'random' (the reference's random triplets) or None; got {miner!r}."
             )
         self.loss = loss
         self.miner = miner

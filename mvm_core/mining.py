@@ -19,7 +19,9 @@ Bank negatives are not in the batch, so a loss can only see them as ``ref_emb``:
 :meth:`FaissHardNegativeMiner.mine_with_reference`, which returns the tuples together with the
 reference set they index (the batch plus the bank rows actually used, never the whole bank), and
 pass both to any pml loss. :class:`~mvm_core.metric.MetricObjective` does this and fills the bank
-with each step's generated embeddings after mining.
+with each step's generated embeddings after mining. Under DDP (``docs/distributed.md``) the trainer
+passes the embeddings of the whole global batch, gathered from all ranks: every rank mines the same
+tuples on its own device and keeps an identical bank.
 
 Search:
 

@@ -50,6 +50,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "mvm_core.default_plugins.nets",
     "mvm_core.default_plugins.data",
     "mvm_core.default_plugins.metrics",
+    "mvm_core.default_plugins.objectives",
 )
 
 Status = Literal["loaded", "failed", "disabled"]

@@ -23,12 +23,16 @@ class RunConfig(TrainConfig):
     validated the same way) plus data, networks, objectives and outputs."""
 
     # data
-    data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt (tensor of samples)
+    data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
+    data_kwargs: dict[str, Any] = field(default_factory=dict)  # for a dataset given by registry name
     image_size: int = 8
     channels: int = 3  # for image folders
     # method
-    preset: str = "default"  # default | reference (the published MvM formulation)
-    method: str = "mvm"  # mvm | gfmn (GFMN feature matching only, needs the mvm-core-gfmn plugin)
+    preset: str = "default"  # default | reference (the published MvM formulation) | sr (super-resolution)
+    # mvm | gan (adversarial baseline on the same nets) | none (generator terms only, no metric
+    # network, e.g. an L1-only SR baseline) | gfmn (GFMN feature matching, mvm-core-gfmn plugin)
+    method: str = "mvm"
+    gan_loss: str = "non-saturating"  # method gan: non-saturating | hinge
     # networks
     generator: str = "auto"  # auto | registry name (e.g. mvm:MLPGenerator)
     generator_kwargs: dict[str, Any] = field(default_factory=dict)  # for a named generator
@@ -53,7 +57,7 @@ class RunConfig(TrainConfig):
     # metric objective
     metric_loss: str = "mvm:MvMTripletLoss"
     metric_loss_kwargs: dict[str, Any] = field(default_factory=dict)
-    miner: str = "default"  # default | none | registry name
+    miner: str = "default"  # default (FAISS hard negatives) | random (reference) | none | registry name
     miner_kwargs: dict[str, Any] = field(default_factory=dict)
     # outputs
     sample_every: int = 0
@@ -133,8 +137,8 @@ def build_run_config(file_values: dict[str, Any] | None = None,
     data = merged.get("data", RunConfig.data)
     preset = merged.get("preset", RunConfig.preset)
     values = preset_values(preset, data)
-    # a preset's loss/miner options belong to its loss/miner: drop them when those are replaced
-    for name in ("metric_loss", "miner"):
+    # a preset's options of a named thing belong to it: drop them when the thing is replaced
+    for name in ("metric_loss", "miner", "data", "generator", "metric_net"):
         if name in merged and merged[name] != values.get(name) and f"{name}_kwargs" not in merged:
             values[f"{name}_kwargs"] = {}
     values.update(merged)

@@ -26,13 +26,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import FILENAME, load_checkpoint, save_checkpoint
 from .context import StepContext, needs_pairs
 from .data.batches import BatchSource
 from .data.datasets import as_generative_dataset
+from .data.paired import is_paired
 from .ema import EMA
+from .health import embedding_stats
 from .matching import ManifoldMatchingLoss, directed_hausdorff, hausdorff
 from .metric import MetricObjective
+
+TASKS = ("generate", "paired")
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,8 +68,13 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast on CUDA
     seed: int = 0
     device: str = "auto"
+    # under torchrun (DDP): BatchNorm statistics over the global batch (SyncBatchNorm), and DDP's
+    # search for parameters a step leaves without gradient (needed only by nets that have some)
+    sync_batchnorm: bool = False
+    find_unused_parameters: bool = False
     log_every: int = 10
     conditional: bool = False  # class-conditional generator trained per class
+    task: str = "generate"  # generate: G(z) from latents | paired: G(input) against its target
 
     def __post_init__(self):
         self.g_betas = tuple(self.g_betas)
@@ -77,6 +87,9 @@ class TrainConfig:
             (self.lr_schedule in ("constant", "cosine", "linear"),
              "lr_schedule must be 'constant', 'cosine' or 'linear'"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (self.task in TASKS, f"task must be one of {TASKS}"),
+            (not (self.task == "paired" and self.conditional),
+             "task='paired' conditions the generator on its inputs; set conditional=False"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or None"),
         ]
         for ok, message in checks:
@@ -134,6 +147,22 @@ def _as_terms(terms) -> list[Term]:
     return [t if isinstance(t, Term) else Term(type(t).__name__, 1.0, t) for t in terms]
 
 
+def check_task(task: str, dataset) -> None:
+    """The data must match the task: (input, target) pairs exactly when task='paired'."""
+    paired_data = is_paired(dataset)
+    if task == "paired" and not paired_data:
+        raise ValueError(
+            f"task='paired' trains G(input) against targets, but the data ({type(dataset).__name__})"
+            " is not a paired dataset; pass a mvm_core.data.PairedDataset (e.g. --data sr:skimage"
+            " from the mvm-core-sr plugin), or use task='generate'."
+        )
+    if task == "generate" and paired_data:
+        raise ValueError(
+            f"the data {getattr(dataset, 'name', type(dataset).__name__)!r} holds (input, target)"
+            " pairs: train with task='paired' (`--task paired`, or `--preset sr` for super-resolution)."
+        )
+
+
 @dataclass
 class TrainerState:
     """What changes during training besides weights and optimizer moments."""
@@ -145,8 +174,14 @@ class TrainerState:
 class Trainer:
     """Trains ``generator`` by manifold matching in the embedding of ``metric_net``.
 
+    With ``config.task == "paired"`` the data is a :class:`~mvm_core.data.PairedDataset` of
+    ``(input, target)`` pairs: each step generates ``fake = G(input)``, the objectives compare it
+    with ``real = target`` (content terms pair each output with its own target), and sampling
+    maps the held-out inputs (:meth:`predict`).
+
     Args:
-        generator: ``G(z[, cond]) -> sample``; must have a ``z_dim`` attribute.
+        generator: ``G(z[, cond]) -> sample`` with a ``z_dim`` attribute; ``G(input) -> output``
+            in a paired task.
         metric_net: ``M(sample) -> (B, d)`` embedding; ``None`` trains the generator on
             ``generator_terms`` alone (e.g. GFMN feature matching), with no metric step.
         data: a dataset, tensor/array, or ``(x, y)`` pair (labels needed when conditional).
@@ -165,13 +200,16 @@ class Trainer:
                  extra_state: dict[str, Any] | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         cfg = self.config
-        self.device = resolve_device(cfg.device)
-        if not hasattr(generator, "z_dim"):
+        self.dist = distributed.init_distributed()  # torchrun's process group; no-op in one process
+        self.device = distributed.local_device(resolve_device(cfg.device), self.dist)
+        if cfg.task == "generate" and not hasattr(generator, "z_dim"):
             raise TypeError("generator must have a `z_dim` attribute (the size of its latent code).")
         self.generator = generator.to(self.device)
         self.metric_net = metric_net.to(self.device) if metric_net is not None else None
         self.dataset = as_generative_dataset(data)
-        self.batches = BatchSource(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
+        check_task(cfg.task, self.dataset)
+        self.batches = BatchSource(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device,
+                                   rank=self.dist.rank, world_size=self.dist.world_size)
         self.terms = _as_terms(generator_terms)
         if self.metric_net is None:
             if not self.terms:
@@ -184,6 +222,9 @@ class Trainer:
             self.matching = (matching or ManifoldMatchingLoss()).to(self.device)
             self.metric_objective = (metric_objective or MetricObjective()).to(self.device)
         self.paired = any(needs_pairs(t.fn) for t in self.terms)
+        if self.paired and cfg.task == "paired":
+            raise ValueError("terms with needs_pairs (e.g. mode seeking) pair latent codes, which"
+                             " task='paired' does not have; drop them or train with task='generate'.")
         self.num_classes = getattr(generator, "num_classes", None)
         if cfg.conditional and not self.num_classes:
             raise ValueError("conditional=True needs a generator built with num_classes.")
@@ -200,6 +241,8 @@ class Trainer:
         self.state = TrainerState()
         self._amp = cfg.amp and self.device.type == "cuda"
         self._stop = False
+        if self.dist.distributed:
+            self._setup_distributed()
 
     # ---- sampling ------------------------------------------------------------------------
     @property
@@ -217,7 +260,10 @@ class Trainer:
 
         With a ``seed`` (default 0) the latents come from their own generator, so sampling never
         changes the training's random stream; ``seed=None`` draws from the training stream.
+        In a paired task the samples are the outputs for the first ``n`` held-out inputs.
         """
+        if self.config.task == "paired":
+            return self.predict(self.dataset.heldout(n)[0], batch_size=min(batch_size, 64))
         gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
         net = self.sampler
         was_training = net.training
@@ -232,21 +278,123 @@ class Trainer:
         net.train(was_training)
         return torch.cat(out)
 
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """The (EMA) generator's outputs for the inputs of a paired task, in eval mode, on the CPU
+        (``(N, ...)`` inputs in batches of ``batch_size``; e.g. low-res images to super-resolve)."""
+        if self.config.task != "paired":
+            raise ValueError("predict maps inputs of a paired task; this trainer has task="
+                             f"{self.config.task!r} (use sample(n) for latent-code generation).")
+        net = self.sampler
+        was_training = net.training
+        net.eval()
+        out = [net(inputs[i : i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, len(inputs), batch_size)]
+        net.train(was_training)
+        return torch.cat(out)
+
+    def _draw_batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """``(real, real_cond, z, fake_cond)``: a real batch and the generator's inputs for a fake
+        batch; in a paired task ``z`` holds the inputs whose targets are ``real``."""
+        if self.config.task == "paired":
+            inputs, targets = next(self.batches)
+            return targets, None, inputs, None
+        real, real_cond = next(self.batches)
+        z, fake_cond = self._fake_batch(real_cond)
+        return real, real_cond, z, fake_cond
+
     # ---- one iteration -------------------------------------------------------------------
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._amp)
 
     def _fake_batch(self, real_cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         b = self.config.batch_size
+        if self.dist.distributed and self.config.conditional and real_cond is not None:
+            real_cond = distributed.all_gather_tensor(real_cond)  # the global batch's classes
         cond = real_cond if (self.config.conditional and real_cond is not None) else None
         if self.num_classes and cond is None:
             cond = torch.randint(self.num_classes, (b,), generator=self.rng, device=self.device)
         if self.paired and cond is not None:
             cond = torch.cat([cond[: b // 2], cond[: b // 2]])
-        return self.latent(b), cond
+        z = self.latent(b)
+        if not self.dist.distributed:
+            return z, cond
+        rows = self._fake_rows  # every rank draws the global batch and keeps its own rows
+        return z[rows], None if cond is None else cond[rows]
 
     def _generate(self, z, cond):
-        return self.generator(z, cond) if cond is not None else self.generator(z)
+        generator = self._ddp_generator if self.dist.distributed else self.generator
+        return generator(z, cond) if cond is not None else generator(z)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return (self._ddp_metric if self.dist.distributed else self.metric_net)(x)
+
+    # ---- several processes (torchrun, DDP; docs/distributed.md) ----------------------------
+    def _setup_distributed(self) -> None:
+        """Shard layout, the same state on every rank, SyncBatchNorm, and the DDP wrappers.
+
+        ``batch_size`` is global: every rank draws the global batch from the shared seeded streams
+        and computes its own rows; :meth:`_global_batch` gathers the embeddings so the objectives
+        see the single-process batch. Forward passes draw random numbers (dropout, noise) from
+        per-rank streams; everything computed on the global batch (mining) from shared ones.
+        """
+        import warnings
+
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        cfg, info = self.config, self.dist
+        comparable = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+        distributed.check_same_on_all_ranks("training config or data size", (comparable, len(self.dataset)))
+        rows = [distributed.shard_rows(cfg.batch_size, distributed.DistInfo(r, info.world_size), self.paired)
+                for r in range(info.world_size)]
+        self._fake_rows = rows[info.rank].to(self.device)
+        self._fake_order = torch.argsort(torch.cat(rows)).to(self.device)  # gathered -> global order
+        self._gather_index: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        distributed.sync_random_state(self.device)
+        nets = {"generator": self.generator, "metric_net": self.metric_net}
+        for name, net in nets.items():
+            has_bn = net is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+            if has_bn and cfg.sync_batchnorm:
+                setattr(self, name, distributed.convert_sync_batchnorm(net, self.device))
+            elif has_bn and info.is_main:
+                warnings.warn(
+                    f"the {name} has BatchNorm layers: under DDP each normalizes its rank's shard of"
+                    " the batch. Set sync_batchnorm=True (--sync-batchnorm true) for statistics over"
+                    " the global batch, as in one process.", stacklevel=3)
+        kwargs: dict[str, Any] = {"find_unused_parameters": cfg.find_unused_parameters}
+        if self.device.type == "cuda":
+            kwargs.update(device_ids=[self.device.index], output_device=self.device.index)
+
+        def wrap(net: nn.Module, stream: int) -> distributed.RankLocalForward:
+            ddp = DDP(net, **kwargs) if any(p.requires_grad for p in net.parameters()) else net
+            return distributed.RankLocalForward(ddp, (cfg.seed, info.rank, stream), self.device,
+                                                lambda: self.state.step)
+
+        self._ddp_generator = wrap(self.generator, 0)
+        self._ddp_metric = wrap(self.metric_net, 1) if self.metric_net is not None else None
+
+    def _global_batch(self, real_emb, fake_emb, real_cond, fake_cond):
+        """Embeddings (and classes) of the whole global batch, in single-process order.
+
+        One process: the inputs themselves. Under DDP: gathered from every rank in one
+        differentiable collective, gradients flowing back to each rank's own rows.
+        """
+        if not self.dist.distributed:
+            return real_emb, fake_emb, real_cond, fake_cond
+        n_real, n_fake = len(real_emb), len(fake_emb)
+        if (n_real, n_fake) not in self._gather_index:
+            block = n_real + n_fake  # rank k's rows in the gathered tensor: its reals, then its fakes
+            start = torch.arange(self.dist.world_size, device=self.device)[:, None] * block
+            real_index = (start + torch.arange(n_real, device=self.device)).reshape(-1)
+            fake_index = (start + n_real + torch.arange(n_fake, device=self.device)).reshape(-1)
+            self._gather_index[n_real, n_fake] = (real_index, fake_index[self._fake_order])
+        real_index, fake_index = self._gather_index[n_real, n_fake]
+        both = distributed.gather_with_grad(torch.cat([real_emb, fake_emb]))
+        if real_cond is not None:
+            real_cond = distributed.all_gather_tensor(real_cond)
+        if fake_cond is not None:
+            fake_cond = distributed.all_gather_tensor(fake_cond)[self._fake_order]
+        return both[real_index], both[fake_index], real_cond, fake_cond
 
     def _matching_loss(self, real_emb, fake_emb, real_cond, fake_cond) -> torch.Tensor:
         if not self.config.conditional:
@@ -265,17 +413,20 @@ class Trainer:
 
     def _check_finite(self, values: dict[str, torch.Tensor], step: int, network: str) -> None:
         # one device sync per step: check all terms at once, name the bad ones only on failure
-        if bool(torch.isfinite(torch.stack([v.float().reshape(()) for v in values.values()])).all()):
+        finite = bool(torch.isfinite(torch.stack([v.float().reshape(()) for v in values.values()])).all())
+        if self.dist.distributed:  # all ranks stop at the same step, even when one rank saw it
+            finite = not distributed.any_rank(not finite, self.device)
+        if finite:
             return
         bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
-        if bad:
-            path = self.save_checkpoint() if self.run_dir is not None else None
-            saved = f" The last good state (before step {step}) is saved at {path}." if path else ""
-            raise TrainingDiverged(
-                f"step {step}: the {network} loss term(s) {bad} became NaN/inf"
-                f" ({', '.join(f'{k}={float(values[k])}' for k in bad)}).{saved} Lower the learning"
-                " rates, enable grad_clip, or check the data scale."
-            )
+        path = self.save_checkpoint() if self.run_dir is not None else None  # rank 0 writes
+        distributed.barrier()  # under DDP the other ranks wait for the file before they exit
+        saved = f" The last good state (before step {step}) is saved at {path}." if path else ""
+        found = ", ".join(f"{k}={float(values[k])}" for k in bad) if bad else "on another process"
+        raise TrainingDiverged(
+            f"step {step}: the {network} loss term(s) {bad} became NaN/inf ({found}).{saved} Lower"
+            " the learning rates, enable grad_clip, or check the data scale."
+        )
 
     def _clip(self, params) -> torch.Tensor:
         params = [p for p in params if p.grad is not None]
@@ -295,17 +446,18 @@ class Trainer:
         g_params = list(self.generator.parameters())
         m_params = [p for group in self.m_opt.param_groups for p in group["params"]] if self.m_opt else []
 
-        real, real_cond = next(self.batches)
-        z, fake_cond = self._fake_batch(real_cond)
+        real, real_cond, z, fake_cond = self._draw_batch()
         with self._autocast():
             fake = self._generate(z, fake_cond)
-            emb = self.metric_net(torch.cat([real, fake])).float() if self.metric_net is not None else None
+            emb = self._embed(torch.cat([real, fake])).float() if self.metric_net is not None else None
         real_emb = fake_emb = None
         values: dict[str, torch.Tensor] = {}
         loss_g = torch.zeros((), device=self.device)
         if emb is not None:  # generator step: matching + weighted terms, gradients to G only
             real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
-            matching = self._matching_loss(real_emb.detach(), fake_emb, real_cond, fake_cond)
+            real_all, fake_all, real_cond_all, fake_cond_all = self._global_batch(
+                real_emb, fake_emb, real_cond, fake_cond)
+            matching = self._matching_loss(real_all.detach(), fake_all, real_cond_all, fake_cond_all)
             values["matching"] = matching.detach()
             values.update(getattr(self.matching, "last_terms", {}))
             loss_g = matching
@@ -314,7 +466,7 @@ class Trainer:
                 step=step, z=z, fake=fake, real=real, fake_emb=fake_emb,
                 real_emb=None if real_emb is None else real_emb.detach(), cond=fake_cond,
                 real_cond=real_cond, pairs=self.paired, generator=self.generator,
-                metric_net=self.metric_net,
+                metric_net=self.metric_net, task=cfg.task,
             )
             for term in self.terms:
                 value = term.fn(ctx)
@@ -323,6 +475,8 @@ class Trainer:
                     values[k if "/" in k else f"{term.name}/{k}"] = v
                 loss_g = loss_g + term.weight * value
         values["loss_g"] = loss_g.detach()
+        if self.terms and self.dist.distributed:  # the terms saw this rank's shard: average them
+            values = distributed.mean_over_ranks(values)
         self._check_finite(values, step, "generator")
         self.g_opt.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params, retain_graph=cfg.metric_steps > 0)
@@ -334,17 +488,17 @@ class Trainer:
         # metric step(s): the first reuses this iteration's embeddings (M is unchanged so far)
         for i in range(cfg.metric_steps):
             if i > 0:
-                real, real_cond = next(self.batches)
                 with torch.no_grad():
-                    z, fake_cond = self._fake_batch(real_cond)
+                    real, real_cond, z, fake_cond = self._draw_batch()
                     fake = self._generate(z, fake_cond)
                 with self._autocast():
-                    emb = self.metric_net(torch.cat([real, fake.detach()])).float()
+                    emb = self._embed(torch.cat([real, fake.detach()])).float()
                 real_emb, fake_emb = emb[: len(real)], emb[len(real) :]
+                real_all, fake_all, _, _ = self._global_batch(real_emb, fake_emb, None, None)
             if isinstance(self.metric_objective, MetricObjective):  # step: the fake bank's clock
-                loss_m = self.metric_objective(real_emb, fake_emb, step=step)
+                loss_m = self.metric_objective(real_all, fake_all, step=step)
             else:
-                loss_m = self.metric_objective(real_emb, fake_emb)
+                loss_m = self.metric_objective(real_all, fake_all)
             self._check_finite({"loss_m": loss_m.detach()}, step, "metric")
             self.m_opt.zero_grad(set_to_none=True)
             loss_m.backward(inputs=m_params)
@@ -354,7 +508,7 @@ class Trainer:
             values["grad_norm_m"] = grad_norm_m.detach()
         for k, v in getattr(self.metric_objective, "last_stats", {}).items():
             values[k] = v
-        self._last_embeddings = None if emb is None else (real_emb.detach(), fake_emb.detach())
+        self._last_embeddings = None if emb is None else (real_all.detach(), fake_all.detach())
         self.state.step += 1
         return values
 
@@ -372,7 +526,11 @@ class Trainer:
         self._stop = False
         self._call("on_train_start")
         while self.state.step < target and not self._stop:
-            values = self.train_step()
+            try:
+                values = self.train_step()
+            except TrainingDiverged as error:  # callbacks may report it (health monitor) first
+                self._call("on_diverged", error)
+                raise
             step = self.state.step
             if step % self.config.log_every == 0 or step == target:
                 record = self._record(values, step)
@@ -388,15 +546,28 @@ class Trainer:
             real_emb, fake_emb = self._last_embeddings
             record["hausdorff"] = float(hausdorff(real_emb, fake_emb))
             record["hausdorff_fake_to_real"] = float(directed_hausdorff(fake_emb, real_emb))
+            record["hausdorff_real_to_fake"] = float(directed_hausdorff(real_emb, fake_emb))
+            record.update(embedding_stats(real_emb, fake_emb))  # spreads for the health monitor
         record["lr_g"] = self.g_opt.param_groups[0]["lr"]
         record["time"] = time.time()
         return record
 
     def _call(self, hook: str, *args) -> None:
+        """Run ``hook`` of the callbacks; under DDP only on rank 0, except callbacks that set
+        ``all_ranks = True``, and without moving the random streams the ranks share."""
+        if not self.dist.distributed:
+            for cb in self.callbacks:
+                fn = getattr(cb, hook, None)
+                if fn is not None:
+                    fn(self, *args)
+            return
         for cb in self.callbacks:
             fn = getattr(cb, hook, None)
-            if fn is not None:
-                fn(self, *args)
+            if fn is not None and (self.dist.is_main or getattr(cb, "all_ranks", False)):
+                with distributed.preserve_random_state(self.device, self.rng):
+                    fn(self, *args)
+        if hook == "on_step_end":  # a stop asked on one rank (e.g. by a rank-0 callback) stops all
+            self._stop = distributed.any_rank(self._stop, self.device)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -418,6 +589,9 @@ class Trainer:
             state["m_opt"] = self.m_opt.state_dict()
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+            # the GPU whose stream training draws from (under DDP, each rank's own)
+            on_gpu = self.device.type == "cuda" and self.device.index is not None
+            state["rng"]["cuda_device"] = self.device.index if on_gpu else torch.cuda.current_device()
         if self.ema is not None:
             state["ema"] = self.ema.module.state_dict()
         terms = {t.name: t.fn.state_dict() for t in self.terms if hasattr(t.fn, "state_dict")}
@@ -437,7 +611,11 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.rng.set_state(state["rng"]["trainer"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            if self.dist.distributed and self.device.type == "cuda":  # all ranks: the saver's stream
+                saved = state["rng"]["cuda"][state["rng"].get("cuda_device", 0)]
+                torch.cuda.set_rng_state(saved, self.device)
+            else:
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.batches.load_state_dict(state["batches"])
         if self.ema is not None:
             if "ema" not in state:
@@ -449,20 +627,33 @@ class Trainer:
         self.state = TrainerState(step=int(state["step"]), history=list(state.get("history", [])))
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Atomically write all state to ``path`` (default ``run_dir/checkpoint.safetensors``)."""
+        """Atomically write all state to ``path`` (default ``run_dir/checkpoint.safetensors``).
+
+        Under DDP only rank 0 writes (every rank holds the same state); the path is returned on all.
+        """
         if path is None:
             if self.run_dir is None:
                 raise ValueError("pass a path or give the trainer a run_dir to save checkpoints.")
             path = self.run_dir / FILENAME
+        if not self.dist.is_main:
+            return Path(path)
         return save_checkpoint(path, self.state_dict())
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore all state saved by :meth:`save_checkpoint` (a file or a run folder)."""
+        """Restore all state saved by :meth:`save_checkpoint` (a file or a run folder).
+
+        Under DDP rank 0 reads the file and sends the state to the other ranks, so every rank
+        resumes from the same state and only rank 0's machine needs the file.
+        """
+        if self.dist.distributed:
+            self.load_state_dict(distributed.on_main(lambda: load_checkpoint(path, device="cpu")))
+            return
         self.load_state_dict(load_checkpoint(path, device=self.device))
 
     def write_json(self, name: str, payload: Any) -> Path | None:
-        """Write a JSON file into the run folder (atomic replace)."""
-        if self.run_dir is None:
+        """Write a JSON file into the run folder (atomic replace); None when nothing is written
+        (no run folder, or a rank other than 0 under DDP)."""
+        if self.run_dir is None or not self.dist.is_main:
             return None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / name

@@ -152,10 +152,29 @@ def test_objective_reports_tuple_stats():
     torch.manual_seed(0)
     real = torch.randn(20, 2) * 0.1
     far_fake = torch.randn(20, 2) * 0.1 + 10
-    objective = MetricObjective()
+    objective = MetricObjective(miner="random")  # the reference: one random triplet per anchor
     objective(real, far_fake)
     assert objective.last_stats["tuples"].item() == 20
     assert objective.last_stats["satisfied"].item() == 1.0
+
+
+def test_default_miner_gives_the_k_nearest_fakes_of_each_real_anchor():
+    from mvm_core.metric import DEFAULT_HARD_NEGATIVES
+    from mvm_core.mining import FaissHardNegativeMiner
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(12, 3), torch.randn(30, 3)
+    objective = MetricObjective()
+    assert isinstance(objective.miner, FaissHardNegativeMiner) and objective.miner.k == DEFAULT_HARD_NEGATIVES
+    assert objective.miner.distance is objective.loss.distance  # mines with the loss's distance
+    objective(real, fake)
+    assert objective.last_stats["tuples"].item() == 12 * DEFAULT_HARD_NEGATIVES
+    a, p, n = objective.miner(torch.cat([real, fake]), real_fake_labels(12, 30))
+    d = torch.cdist(real, fake) ** 2  # brute force: the 8 nearest fakes of every anchor
+    for anchor in range(12):
+        mined = set((n[a == anchor] - 12).tolist())
+        assert mined == set(d[anchor].topk(DEFAULT_HARD_NEGATIVES, largest=False).indices.tolist())
+        assert (p[a == anchor] < 12).all() and (p[a == anchor] != anchor).all()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -84,12 +85,18 @@ def run(args: argparse.Namespace) -> int:
         TensorBoardLogger,
     )
     from ..checkpoint import load_checkpoint
+    from ..distributed import broadcast_object, cleanup, init_distributed, is_distributed, on_main
     from ..evaluation import default_evaluator
+    from ..health import HealthMonitor
+    from ..trainer import TrainingDiverged
 
+    # under torchrun: join the process group; rank 0 reads and writes files, the others follow
+    owns_group = not is_distributed()  # called from a script that already joined: leave it open
+    info = init_distributed()
     overrides = {k: getattr(args, k) for k in RunConfig.valid_keys()}
     if args.resume:
         run_dir = Path(args.resume)
-        saved = load_checkpoint(run_dir)
+        saved = on_main(lambda: load_checkpoint(run_dir))  # one read, the same state on every rank
         base = saved["extra"]["run_config"]
         given = {k: v for k, v in overrides.items() if v is not None}
         config = build_run_config(base, {k: v for k, v in given.items() if k == "steps"})
@@ -99,29 +106,51 @@ def run(args: argparse.Namespace) -> int:
         file_values = read_config_file(args.config) if args.config else {}
         config = build_run_config(file_values, overrides)
         run_dir = Path(args.out or f"runs/{config.data.replace(':', '-').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        run_dir = Path(broadcast_object(str(run_dir)))  # rank 0's clock names the folder
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
-    evaluate = default_evaluator(config)
+    evaluate = default_evaluator(config) if info.is_main else None
+    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
+    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
     callbacks = [
         Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
         JSONLLogger(run_dir / "log.jsonl"),
         SampleWriter(run_dir, every=config.sample_every),
         LossPlot(run_dir / "losses.png"),
         Checkpointer(every=config.checkpoint_every),
+        health,
     ]
     if not args.no_progress:
         callbacks.append(ProgressBar())
-    if config.tensorboard:
+    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
         callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
+        callbacks = []
     trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
     if args.resume:
         trainer.load_state_dict(saved)
     start = time.time()
-    trainer.fit()
+    try:
+        trainer.fit()
+    except TrainingDiverged as error:  # the health monitor has written the report by now
+        cleanup()
+        if info.is_main:
+            print(f"mvm train: {error}\nRun health: divergence; `mvm inspect {run_dir}` shows the"
+                  " evidence.", file=sys.stderr)
+        return 1
     elapsed = time.time() - start
+    if owns_group:
+        cleanup()
+    if not info.is_main:
+        return 0
     metrics = callbacks[0].last
-    print(f"trained {trainer.state.step} steps in {elapsed:.1f} s -> {run_dir}")
+    workers = f" on {info.world_size} processes" if info.distributed else ""
+    print(f"trained {trainer.state.step} steps in {elapsed:.1f} s{workers} -> {run_dir}")
     for key, value in metrics.items():
         print(f"  {key:32s} {value:.4f}")
+    if health.report is not None:
+        print(f"run health: {health.report['status']}" + ("" if health.report["verdict"] == "healthy"
+              else f" (`mvm inspect {run_dir}` shows the evidence)"))
     return 0

@@ -1,0 +1,102 @@
+"""Smoke tests: every benchmark runs with ``--quick`` into a temporary folder and writes sane results.
+
+The benchmarks are scripts (``benchmarks/*.py``), loaded here by path and run in-process (one
+torch import for all), except where a benchmark itself starts subprocesses (CLI and import times,
+the mining contenders).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    threads = torch.get_num_threads()  # the scripts pin torch to one thread
+    yield
+    torch.set_num_threads(threads)
+
+
+def _read(out: Path, stem: str) -> dict:
+    md = (out / f"{stem}.md").read_text()
+    assert md.startswith("#") or md.startswith("Time") or md.startswith("|")
+    assert "|---" in md  # at least one Markdown table, rendered from the JSON
+    return json.loads((out / f"{stem}.json").read_text())
+
+
+def test_quality2d_quick(tmp_path):
+    assert _load("quality2d").main(["--quick", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "quality2d.quick")
+    assert {(r["config"], r["data"]) for r in data["runs"]} == {
+        (c, m) for c in ("default", "gan") for m in ("ring", "grid")}
+    for run in data["runs"]:
+        assert 0 <= run["modes"] <= (8 if run["data"] == "ring" else 25)
+        assert 0 <= run["high_quality"] <= 1
+        assert run["steps"] == 40 and run["resolved"]["steps"] == 40
+    assert data["meta"]["preset_values"]["data"] == "ring"
+    md = (tmp_path / "quality2d.quick.md").read_text()
+    assert "PacGAN2" in md and "Unrolled GAN" in md and "| default |" in md
+
+
+def test_quality_digits_quick(tmp_path):
+    assert _load("quality_digits").main(["--quick", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "quality_digits.quick")
+    assert data["floor"]["table"]["fid"] < 10  # held-out real digits are close to the training ones
+    table = {r["config"]: r for r in data["runs"] if r["part"] == "table"}
+    assert set(table) == {"mvm", "gan"}
+    for run in table.values():
+        assert 0 < run["final"]["fid"] < 1000 and 0 <= run["final"]["precision"] <= 1
+        assert [p["step"] for p in run["checkpoints"]] == [10, 20]
+        assert all(math.isfinite(p["loss"]) for p in run["checkpoints"])
+    modeseek = {r["config"]: r["final"] for r in data["runs"] if r["part"] == "modeseek"}
+    assert set(modeseek) == {"cond-ms0", "cond-ms1"}
+    assert all(v["diversity_features"] > 0 and 0 <= v["class_accuracy"] <= 1 for v in modeseek.values())
+    md = (tmp_path / "quality_digits.quick.md").read_text()
+    assert "Spearman(loss, FID)" in md and "real vs real" in md
+
+
+def test_bench_losses_quick(tmp_path):
+    assert _load("bench_losses").main(["--quick", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "losses.quick")
+    assert len(data["results"]) == 7
+    for rows in data["results"].values():
+        assert [r["batch"] for r in rows] == [32, 64]
+        assert all(r["median_ms"] > 0 and r["median_cpu_ms"] >= 0 for r in rows)
+
+
+def test_bench_trainer_step_quick(tmp_path):
+    _load("bench_trainer_step").main(["--quick", "--out", str(tmp_path)])
+    data = _read(tmp_path, "trainer_step.quick")
+    rows = {r["contender"]: r for r in data["rows"]}
+    assert set(rows) == {"trainer", "minimal", "reference-order"}
+    assert rows["minimal"]["vs_minimal"] == 1.0 and all(r["median_ms"] > 0 for r in rows.values())
+
+
+def test_bench_cli_quick(tmp_path):
+    assert _load("bench_cli").main(["--quick", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "cli.quick")
+    assert data["imports"]["torch_wall"] > 0 and data["imports"]["mvm_core_wall"] > 0
+    assert data["cli"]["steps"] == 20 and data["cli"]["steps_per_s"] > 0
+
+
+def test_bench_mining_quick(tmp_path):
+    assert _load("bench_mining").main(["--quick", "--out", str(tmp_path),
+                                       "--contenders", "ours-flat", "torch-chunked"]) == 0
+    data = json.loads((tmp_path / "mining.quick.json").read_text())
+    assert {r["contender"] for r in data["rows"]} >= {"ours-flat", "torch-chunked"}
