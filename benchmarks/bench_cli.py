@@ -9,7 +9,7 @@
   checkpoint included) and its CPU time.
 
     .venv/bin/python benchmarks/bench_cli.py             # 5 imports, 200 CLI steps
-    .venv/bin/python benchmarks/bench_cli.py --quick     # smoke test: 1 import, 20 steps
+    .venv/bin/python benchmarks/bench_cli.py --quick     # smoke test: 1 import, 20 steps, no --help
 
 Results: ``<out>/cli.{json,md}`` (``cli.quick.*`` with ``--quick``).
 """
@@ -69,6 +69,8 @@ def mvm_executable() -> list[str]:
 
 
 def help_time(n: int) -> dict:
+    if n == 0:
+        return {"wall_s": float("nan"), "cpu_s": float("nan")}
     walls, cpus = [], []
     for _ in range(n):
         cpu0, start = _children_cpu(), time.perf_counter()
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.imports, args.steps = 1, 20
     meta = {"quick": args.quick, "imports": args.imports, "machine": machine(1)}
-    data = {"meta": meta, "imports": import_times(args.imports), "help": help_time(args.imports),
+    data = {"meta": meta, "imports": import_times(args.imports),
+            "help": help_time(0 if args.quick else args.imports),
             "cli": cli_run(args.steps)}
     meta["load_average_end"] = load_average()
     md = markdown(data)

@@ -212,7 +212,7 @@ def markdown(data: dict) -> str:
         f" commit {meta['machine']['commit'][:10]}{' + local changes' if meta['machine']['dirty'] else ''}.",
         "",
         "Preset values used (ring; grid identical): " + ", ".join(
-            f"{k}={preset[k]}" for k in ("steps", "batch_size", "matching", "metric_loss", "miner",
+            f"{k}={preset[k]}" for k in ("steps", "batch_size", "matching", "chamfer_weight", "metric_loss", "miner",
                                          "emb_dim", "width", "depth", "g_lr", "m_lr", "lr_schedule",
                                          "ema_decay") if k in preset) + ".",
         "",

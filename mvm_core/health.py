@@ -74,7 +74,7 @@ class Thresholds:
     warmup: float = 0.1  # live monitoring starts after 10% of the planned steps
     # divergence
     growth: float = 1e3  # a loss, gradient norm or embedding norm grows 1000x over its first value
-    emb_norm: float = 1e3  # rms norm of the real embeddings (PyTorch init: ~0.1-1; blow-ups: 1e3-1e5)
+    emb_norm: float = 1e3  # rms norm of real embeddings (default runs: <= 2; blow-ups: 5e4-3e12)
     # metric collapse
     spread: float = 1e-4  # real diameter / real rms norm: the embeddings are one point
     idle: float = 1e-3  # metric gradient norm below 0.1% of its peak: the metric stopped learning
