@@ -166,7 +166,6 @@ def test_default_miner_gives_the_k_nearest_fakes_of_each_real_anchor():
     real, fake = torch.randn(12, 3), torch.randn(30, 3)
     objective = MetricObjective()
     assert isinstance(objective.miner, FaissHardNegativeMiner) and objective.miner.k == DEFAULT_HARD_NEGATIVES
-    assert objective.miner.distance is objective.loss.distance  # mines with the loss's distance
     objective(real, fake)
     assert objective.last_stats["tuples"].item() == 12 * DEFAULT_HARD_NEGATIVES
     a, p, n = objective.miner(torch.cat([real, fake]), real_fake_labels(12, 30))
