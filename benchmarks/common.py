@@ -91,6 +91,12 @@ def write_results(out: Path, name: str, data: dict[str, Any], markdown: str) -> 
     return paths
 
 
+def same_config(a: dict, b: dict) -> bool:
+    """Two resolved configs are equal once both went through JSON (tuples and lists compare equal):
+    the test for reusing a finished run."""
+    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())

@@ -22,7 +22,6 @@ interrupted table resumes; ``--fresh`` reruns everything). Results: ``<out>/qual
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -42,6 +41,7 @@ from common import (  # noqa: E402
     machine,
     mean_sd,
     read_json,
+    same_config,
     table,
     write_results,
 )
@@ -119,10 +119,6 @@ def resolved_config(name: str, mixture: str, seed: int, steps: int | None):
     if steps is not None:
         overrides["steps"] = steps
     return build_run_config({}, overrides)
-
-
-def _same(a: dict, b: dict) -> bool:
-    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
 
 
 def run_one(name: str, mixture: str, seed: int, steps: int | None) -> dict:
@@ -300,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             for mixture in args.data:
                 config = resolved_config(name, mixture, seed, args.steps).to_dict()
                 done = next((r for r in kept if r["config"] == name and r["data"] == mixture
-                             and r["seed"] == seed and _same(r["resolved"], config)), None)
+                             and r["seed"] == seed and same_config(r["resolved"], config)), None)
                 if done is None:
                     done = run_one(name, mixture, seed, args.steps)
                     print(f"{name:24s} {mixture} s{seed}: modes {done['modes']:.0f} HQ"

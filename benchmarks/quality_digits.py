@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import statistics
 import sys
@@ -61,6 +60,7 @@ from common import (  # noqa: E402
     machine,
     mean_sd,
     read_json,
+    same_config,
     spearman,
     table,
     write_results,
@@ -274,10 +274,6 @@ def _digit_labels():
     return load_digits().target
 
 
-def _same(a: dict, b: dict) -> bool:
-    return json.loads(json.dumps(a, default=str)) == json.loads(json.dumps(b, default=str))
-
-
 def _values(runs: list[dict], name: str, key: str, src: str = "final") -> list[float]:
     return [r[src][key] if src else r[key] for r in runs if r["config"] == name]
 
@@ -440,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             log_every = 10 if part == "table" else 50
             config = resolved_config(overrides, seed, args.steps, log_every).to_dict()
             done = next((r for r in kept if r["part"] == part and r["config"] == name and r["seed"] == seed
-                         and _same(r["resolved"], config)
+                         and same_config(r["resolved"], config)
                          and r.get("samples") == args.samples
                          and r.get("format") == (MODESEEK_FORMAT if part == "modeseek" else TABLE_FORMAT)
                          and (part != "table" or r.get("eval_every") == args.eval_every)), None)

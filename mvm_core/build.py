@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,11 @@ from .data import (
     GenerativeDataset,
     PairedDataset,
     digits_dataset,
-    grid_dataset,
     image_folder_dataset,
-    ring_dataset,
+    mixture_dataset,
     tensor_dataset,
 )
+from .data.toy import MIXTURES
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
@@ -33,17 +34,19 @@ def build_dataset(config: RunConfig) -> GenerativeDataset | PairedDataset:
     """``digits``, ``ring``, ``grid``, ``folder:PATH``, a ``.npy`` / ``.pt`` file of samples, or a
     dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``."""
     spec = config.data
-    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")):
+    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES:
         raise ValueError(
-            f"data_kwargs {config.data_kwargs} apply to datasets named in the registry (like"
-            f" 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
+            f"data_kwargs {config.data_kwargs} apply to ring, grid and datasets named in the registry"
+            f" (like 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
         )
     if spec == "digits":
         return digits_dataset(config.image_size, labels=True)
-    if spec == "ring":
-        return ring_dataset(seed=config.seed)
-    if spec == "grid":
-        return grid_dataset(seed=config.seed)
+    if spec in MIXTURES:  # kwargs of mvm_core.data.toy.ring / grid: modes, spacing, std, weights
+        try:
+            return mixture_dataset(MIXTURES[spec](**config.data_kwargs), seed=config.seed)
+        except TypeError as error:
+            params = ", ".join(inspect.signature(MIXTURES[spec]).parameters)
+            raise ValueError(f"--data-kwargs for {spec} take {params}; got {config.data_kwargs} ({error}).") from None
     if spec.startswith("folder:"):
         return image_folder_dataset(spec[len("folder:"):], config.image_size, config.channels)
     path = Path(spec)

@@ -36,6 +36,7 @@ from pytorch_metric_learning.distances import BaseDistance, LpDistance
 from pytorch_metric_learning.losses import BaseMetricLossFunction
 
 from ._checks import check_embeddings, check_same_dim
+from .distances import euclidean_distances
 
 DiameterForm = Literal["sorted", "paired"]
 DIAMETER_FORMS: tuple[str, ...] = ("sorted", "paired")
@@ -51,14 +52,13 @@ def pairwise_distances(
 ) -> torch.Tensor:
     """Distance matrix ``(len(x), len(y))`` under a pml distance (default squared Euclidean).
 
-    Squared Euclidean is computed from differences (exact, clamped at 0 as in the reference);
-    other distances are delegated to the pml object.
+    Squared Euclidean is exact (:func:`mvm_core.distances.euclidean_distances`, no Gram-form
+    cancellation); other distances are delegated to the pml object.
     """
     distance = squared_euclidean() if distance is None else distance
     y = x if y is None else y
     if _is_plain_squared_euclidean(distance):
-        diff = x[:, None, :] - y[None, :, :]
-        return (diff * diff).sum(-1).clamp_min(0)
+        return euclidean_distances(x, y, power=2.0, eps=0.0)
     return distance(x, y)
 
 

@@ -28,24 +28,27 @@ def default(kind: str) -> dict[str, Any]:
     """Our defaults, each measured (benchmarks/digits/RESULTS.md, benchmarks/twod/ABLATION.md).
 
     Images (digits study, 3 seeds, 2000 steps): energy-distance matching in a 32-d embedding
-    learned by a contrastive loss over all pairs of the batch, cosine learning-rate decay, EMA:
-    FID@digits-classifier 62.8 +- 2.3 and worst class share 0.57 of fair, against 197 and 0.11
-    with the MvM triplet as metric loss (same networks and budget). The reference's direction
+    learned by a contrastive loss on the 8 nearest fakes of each real anchor (FAISS, docs/mining.md),
+    cosine learning-rate decay, EMA: FID@digits-classifier 59.1 (62.8 +- 2.3 over all pairs, worst
+    class share 0.57 of fair), against 197 and 0.11 with the MvM triplet as metric loss (same
+    networks and budget). The reference's direction
     guidance is dropped (its batch-summed cosine rivals the margin and corrupts the metric).
-    Points (ring of 8, 3 seeds, 3000 steps, 33-45 s each on one CPU thread): the reference metric
-    objective (random tuples: FAISS hard negatives measured 79-85% HQ vs 85-86%) with energy-distance
-    matching plus a nearest-real (Chamfer) pull of weight 0.5, Adam lr 1e-3 decayed linearly,
-    128-wide MLPs: ring 8/8 modes, 85.0-86.4% high quality, KL 0.003-0.004; grid 25/25 modes on every
-    seed but only 22-25% high quality, KL 0.68-0.74 (without Chamfer: ring 74-80%, grid 24 modes,
-    3.2%). See benchmarks/twod/PROGRESS.md, session 2; the precision targets are not met yet.
+    Points (benchmarks/results/precision2d.md, benchmarks/twod/PROGRESS.md sessions 2-3): the
+    reference metric objective (random tuples; FAISS hard negatives measured 79-85% HQ vs 85-86%)
+    with energy-distance matching plus a nearest-real (Chamfer) pull of weight 0.5 (without it:
+    ring 42%, grid 5% high quality), Adam lr 1e-3 decayed linearly, 400-wide MLPs (PacGAN's
+    generator width; 128-wide: ring 86-88%, grid 22-26%), 6,000 steps. At 3,000 steps, 3 seeds:
+    ring 8/8 modes, 91-92% high quality, KL <= 0.007; grid 25/25, 58-77%, KL 0.01-0.07. Precision
+    keeps growing with the budget (the low-quality samples are the generator's crossings between
+    modes); the published 95-98% rows train ~70x longer.
     """
     values = reference(kind)
     values["diameter_form"] = "sorted"
     if kind == "points":
         values.update({
             "matching": "energy", "energy_weight": 1.0, "chamfer_weight": 0.5, "cross_weight": 0.0,
-            "energy_power": 1.0, "width": 128, "g_lr": 1e-3, "m_lr": 1e-3,
-            "lr_schedule": "linear", "steps": 3000,
+            "energy_power": 1.0, "width": 400, "g_lr": 1e-3, "m_lr": 1e-3,
+            "lr_schedule": "linear", "steps": 6000,
         })
     if kind == "images":
         values.update({

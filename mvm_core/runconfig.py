@@ -24,7 +24,7 @@ class RunConfig(TrainConfig):
 
     # data
     data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
-    data_kwargs: dict[str, Any] = field(default_factory=dict)  # for a dataset given by registry name
+    data_kwargs: dict[str, Any] = field(default_factory=dict)  # ring/grid shape (num_modes or side, radius or spacing, std, weights) or a registry dataset's kwargs
     image_size: int = 8
     channels: int = 3  # for image folders
     # method

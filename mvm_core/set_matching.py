@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 
+from .distances import euclidean_distances
 from .matching import SetMatchingLoss
 
 __all__ = [
@@ -44,22 +45,6 @@ __all__ = [
     "euclidean_distances",
     "mean_offdiagonal",
 ]
-
-
-def euclidean_distances(
-    x: torch.Tensor, y: torch.Tensor | None = None, power: float = 1.0, eps: float = 1e-12
-) -> torch.Tensor:
-    """``(len(x), len(y))`` matrix of ``(||x_i - y_j||^2 + eps)^(power / 2)``.
-
-    Computed from differences (exact; no ``a^2 + b^2 - 2ab`` cancellation). ``eps`` > 0 keeps the
-    gradient of the norm finite at coincident points; pass ``eps=0`` for the exact distance.
-    """
-    y = x if y is None else y
-    diff = x[:, None, :] - y[None, :, :]
-    sq = (diff * diff).sum(-1)
-    if power == 2.0:
-        return sq + eps
-    return (sq + eps).pow(power / 2.0)
 
 
 def mean_offdiagonal(d: torch.Tensor) -> torch.Tensor:

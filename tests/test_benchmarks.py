@@ -54,6 +54,19 @@ def test_quality2d_quick(tmp_path):
     assert "PacGAN2" in md and "Unrolled GAN" in md and "| default |" in md
 
 
+def test_precision2d_quick(tmp_path):
+    assert _load("precision2d").main(["--quick", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "precision2d.quick")
+    seen = {(r["part"], r["name"], r["data"]) for r in data["runs"]}
+    assert ("final", "default", "grid") in seen and ("heldout", "ring12", "ring") in seen
+    final, budget = ([r for r in data["runs"] if r["part"] == p and r["data"] == "ring"] for p in ("final", "budget"))
+    assert budget[0]["train_s"] == final[0]["train_s"]  # the same resolved config is trained once
+    ring12 = next(r for r in data["runs"] if r["name"] == "ring12")
+    assert ring12["num_modes"] == 12 and ring12["resolved"]["data_kwargs"] == {"num_modes": 12}
+    assert all(r["steps"] == 30 and 0 <= r["high_quality"] <= 1 for r in data["runs"])
+    assert (tmp_path / "precision2d.quick_samples.png").stat().st_size > 1000
+
+
 def test_quality_digits_quick(tmp_path):
     assert _load("quality_digits").main(["--quick", "--out", str(tmp_path)]) == 0
     data = _read(tmp_path, "quality_digits.quick")

@@ -27,6 +27,24 @@ def test_mixtures_follow_the_literature():
     assert nearest.max() < 6 * 0.05 * 2**0.5  # every point within a few std of a mode
 
 
+def test_custom_mixtures_through_data_kwargs():
+    from mvm_core.build import build_dataset
+    from mvm_core.runconfig import build_run_config
+
+    config = build_run_config({}, {"data": "ring", "data_kwargs": {"num_modes": 4, "std": 0.02,
+                                                                   "weights": [1, 1, 1, 5]}})
+    data = build_dataset(config)
+    assert data.mixture.num_modes == 4 and data.mixture.std == 0.02
+    torch.testing.assert_close(data.mixture.probs, torch.tensor([0.125, 0.125, 0.125, 0.625]))
+    nearest = torch.cdist(data.data, data.mixture.means).argmin(dim=1)
+    assert abs((nearest == 3).float().mean().item() - 0.625) < 0.01  # the priors are sampled
+    config = build_run_config({}, {"data": "grid", "data_kwargs": {"sides": 4}})
+    with pytest.raises(ValueError, match="take side, spacing, std, weights"):
+        build_dataset(config)
+    with pytest.raises(ValueError, match="takes none"):
+        build_dataset(build_run_config({}, {"data": "digits", "data_kwargs": {"x": 1}}))
+
+
 def test_digits_convention_and_upsampling():
     d8, d32 = digits_dataset(8), digits_dataset(32)
     assert d8.sample_shape == (1, 8, 8) and d32.sample_shape == (1, 32, 32)

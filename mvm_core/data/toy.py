@@ -55,19 +55,26 @@ class GaussianMixture2D:
         return float(self.means.abs().max()) + 4 * self.std
 
 
-def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture2D:
-    """Modes evenly spaced on a circle (PacGAN's 2D-ring with the defaults)."""
+def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.01,
+         weights: list[float] | None = None) -> GaussianMixture2D:
+    """Modes evenly spaced on a circle (PacGAN's 2D-ring with the defaults); ``weights``: priors."""
     angles = 2 * math.pi * torch.arange(num_modes, dtype=torch.float64) / num_modes
     means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
-    return GaussianMixture2D(means.float(), std, name=f"ring{num_modes}")
+    return GaussianMixture2D(means.float(), std, _weights(weights), name=f"ring{num_modes}")
 
 
-def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture2D:
-    """A ``side x side`` square grid centred at 0 (PacGAN's 2D-grid with the defaults)."""
+def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05,
+         weights: list[float] | None = None) -> GaussianMixture2D:
+    """A ``side x side`` square grid centred at 0 (PacGAN's 2D-grid with the defaults); ``weights``:
+    priors in row-major order of the means."""
     coords = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
     xx, yy = torch.meshgrid(coords, coords, indexing="ij")
     means = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    return GaussianMixture2D(means.float(), std, name=f"grid{side * side}")
+    return GaussianMixture2D(means.float(), std, _weights(weights), name=f"grid{side * side}")
+
+
+def _weights(weights: list[float] | None) -> torch.Tensor | None:
+    return None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
 
 
 MIXTURES = {"ring": ring, "grid": grid}
