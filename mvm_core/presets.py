@@ -33,22 +33,22 @@ def default(kind: str) -> dict[str, Any]:
     class share 0.57 of fair), against 197 and 0.11 with the MvM triplet as metric loss (same
     networks and budget). The reference's direction
     guidance is dropped (its batch-summed cosine rivals the margin and corrupts the metric).
-    Points (benchmarks/results/precision2d.md, benchmarks/twod/PROGRESS.md sessions 2-3): the
+    Points (benchmarks/results/precision2d.md, benchmarks/twod/PROGRESS.md sessions 2-4): the
     reference metric objective (random tuples; FAISS hard negatives measured 79-85% HQ vs 85-86%)
-    with energy-distance matching plus a nearest-real (Chamfer) pull of weight 0.5 (without it:
-    ring 42%, grid 5% high quality), Adam lr 1e-3 decayed linearly, 400-wide MLPs (PacGAN's
-    generator width; 128-wide: ring 86-88%, grid 22-26%), 6,000 steps. At 3,000 steps, 3 seeds:
-    ring 8/8 modes, 91-92% high quality, KL <= 0.007; grid 25/25, 58-77%, KL 0.01-0.07. Precision
-    keeps growing with the budget (the low-quality samples are the generator's crossings between
-    modes); the published 95-98% rows train ~70x longer.
+    with energy-distance matching plus a nearest-real (Chamfer) pull of weight 0.5 (without it the
+    grid loses most of its precision), Adam lr 1e-3 decayed linearly, 400-wide MLPs (PacGAN's
+    generator width; 128-wide: grid 22-26%), batch 256 (batch 100: grid 85% at 6,000 steps, 256:
+    91-93%) and 12,000 steps (~10 CPU minutes). As shipped, 3 seeds: ring 8/8 modes, 97.1-97.8%
+    high quality, KL <= 0.007; grid 25/25, 94.8-95.8%, KL <= 0.021. The low-quality samples
+    left are the generator's crossings between modes; they thin out with the budget.
     """
     values = reference(kind)
     values["diameter_form"] = "sorted"
     if kind == "points":
         values.update({
             "matching": "energy", "energy_weight": 1.0, "chamfer_weight": 0.5, "cross_weight": 0.0,
-            "energy_power": 1.0, "width": 400, "g_lr": 1e-3, "m_lr": 1e-3,
-            "lr_schedule": "linear", "steps": 6000,
+            "energy_power": 1.0, "width": 400, "batch_size": 256, "g_lr": 1e-3, "m_lr": 1e-3,
+            "lr_schedule": "linear", "steps": 12_000,
         })
     if kind == "images":
         values.update({
