@@ -30,7 +30,7 @@ def test_config_file_and_flags_layer_over_the_preset(tmp_path):
     config = build_run_config(read_config_file(cfg), {"steps": 9})
     assert config.steps == 9  # flag beats file
     assert config.g_lr == 0.002  # file beats preset
-    assert config.batch_size == 100  # the preset's value for 2D points
+    assert config.batch_size == 256  # the preset's value for 2D points
     reference = build_run_config({"data": "ring", "preset": "reference"})
     assert reference.diameter_form == "paired"
     with pytest.raises(ValueError, match="unknown preset 'defualt'.*did you mean 'default'"):
