@@ -34,7 +34,8 @@ logger = logging.getLogger("mvm_core.health")
 # failure modes in order of priority: the first one found is the verdict (it explains the others)
 FAILURE_MODES: dict[str, str] = {
     "divergence": "losses or embeddings became NaN/inf or blew up",
-    "metric_collapse": "the metric network stopped telling samples apart or stopped learning",
+    "metric_collapse": "the metric network stopped telling samples apart",
+    "metric_idle": "the metric network stopped learning: its loss and gradient sit at zero",
     "generator_collapse": "the generated samples collapsed onto a few points",
     "oscillation": "the metric loss swings far beyond its usual band",
     "stalled_matching": "the matching loss stopped falling while sample quality is poor",
@@ -43,10 +44,12 @@ FAILURE_MODES: dict[str, str] = {
 ADVICE: dict[str, str] = {
     "divergence": "lower g_lr / m_lr (10x), set grad_clip (e.g. 1.0), check that the data is scaled"
                   " to about [-1, 1]; resume from a checkpoint saved before the step it started.",
-    "metric_collapse": "if the embeddings shrank to a point, check the metric network's forward (does"
-                       " it use its input?) and lower m_lr; if every tuple is satisfied, use a loss"
-                       " that keeps a gradient (larger margin, softplus/contrastive, the default"
-                       " preset) or harder mining so the metric network keeps learning.",
+    "metric_collapse": "the embeddings shrank to a point: check the metric network's forward (does"
+                       " it use its input?) and lower m_lr.",
+    "metric_idle": "every mined tuple reads as satisfied, so the metric loss is 0 and the metric"
+                   " network is a fixed random map: use a loss that keeps a gradient (MvMTripletLoss"
+                   " with guidance_reduction='mean', a larger margin, smooth=True, a contrastive"
+                   " loss: the default preset) or harder mining (--miner default).",
     "generator_collapse": "check that the generator uses z (its output must change with z); add a"
                           " diversity term (--regularizers msgan:mode-seeking=1) or use energy"
                           " matching (the default preset), and lower g_lr.",
@@ -77,8 +80,14 @@ class Thresholds:
     emb_norm: float = 1e3  # rms norm of real embeddings (default runs: <= 2; blow-ups: 5e4-3e12)
     # metric collapse
     spread: float = 1e-4  # real diameter / real rms norm: the embeddings are one point
+    # metric idle
     idle: float = 1e-3  # metric gradient norm below 0.1% of its peak: the metric stopped learning
     satisfied: float = 0.99  # ... with every mined tuple satisfied (or the loss at 0.1% of its peak)
+    idle_share: float = 0.5  # or: loss_m exactly 0 on half the records of the final window
+    # divergence: growth is measured from the first logged value, never from less than this
+    # share of the first half's median (a loss that starts near 0 and rises to its level is not
+    # a blow-up: 4e-5 -> 0.06 in a healthy grid run)
+    growth_base: float = 1e-2
     # generator collapse
     diameter_ratio: float = 0.1  # generated diameter below 10% of the real one
     duplicates: float = 0.5  # half the generated samples are near-copies of another
@@ -374,12 +383,25 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
             evidence["satisfied_share"] = _f(sat)
             evidence["metric_loss_ratio"] = _f(loss_ratio)
             all_satisfied = (sat >= t.satisfied) if np.isfinite(sat) else (loss_ratio <= t.idle)
-            if np.isfinite(idle_ratio) and idle_ratio <= t.idle and all_satisfied:
+            zero = (np.abs(loss_m[-w:]) <= 1e-12) & (grad_m[-w:] <= 1e-12) if len(loss_m) == len(grad_m) \
+                else np.zeros(0, bool)
+            zero_share = float(zero.mean()) if len(zero) else 0.0
+            evidence["metric_zero_share"] = _f(zero_share)
+            if len(zero) and zero_share >= t.idle_share:
+                exact_zero = (np.abs(loss_m) <= 1e-12) & (grad_m <= 1e-12)
+                start = _final_streak_start(steps_m, _smooth(exact_zero.astype(float)) >= t.idle_share)
+                failures.append(Failure("metric_idle", start, "the metric network is idle: loss and"
+                                        f" gradient exactly 0 on {zero_share:.0%} of the final {w}"
+                                        f" records (>= {t.idle_share:.0%}); mined tuples satisfied:"
+                                        f" {sat:.0%}", {"metric_zero_share": _f(zero_share),
+                                                         "satisfied_share": _f(sat)}))
+                metric_collapsed = True
+            elif np.isfinite(idle_ratio) and idle_ratio <= t.idle and all_satisfied:
                 idle = smooth <= t.idle * peak
                 start = _final_streak_start(steps_m, idle)
                 what = (f"{sat:.0%} of mined tuples satisfied" if np.isfinite(sat)
                         else f"metric loss at {loss_ratio:.2g} of its peak")
-                failures.append(Failure("metric_collapse", start, "the metric network stopped learning:"
+                failures.append(Failure("metric_idle", start, "the metric network stopped learning:"
                                         f" gradient norm at {idle_ratio:.2%} of its peak (<= {t.idle:.1%}),"
                                         f" {what}", {"metric_grad_ratio": _f(idle_ratio),
                                                      "satisfied_share": _f(sat),
@@ -540,14 +562,18 @@ def _divergence(history: Sequence[Mapping], diverged: Mapping[str, Any] | None, 
     growth_max, first_hit = 0.0, None
     for key in keys:
         steps, values = _series(history, key)
-        if len(values) < 2 or not np.isfinite(values[0]) or abs(values[0]) <= 1e-12:
+        if len(values) < 2 or not np.isfinite(values[0]):
             continue
-        growth = np.abs(values) / abs(values[0])
+        first_half = np.abs(values[: max(1, len(values) // 2)])
+        base = max(abs(float(values[0])), t.growth_base * float(np.nanmedian(first_half)))
+        if not base > 1e-12:
+            continue
+        growth = np.abs(values) / base
         finite = growth[np.isfinite(growth)]
         growth_max = max(growth_max, float(finite.max()) if len(finite) else 0.0)
         hits = np.nonzero(np.isfinite(growth) & (growth > t.growth))[0]
         if len(hits) and (first_hit is None or steps[hits[0]] < first_hit[0]):
-            first_hit = (int(steps[hits[0]]), key, float(values[0]), float(values[hits[0]]))
+            first_hit = (int(steps[hits[0]]), key, base, float(values[hits[0]]))
     evidence["growth"] = _f(growth_max)
     if first_hit:
         step, key, v0, v = first_hit
@@ -781,7 +807,7 @@ class HealthMonitor:
         tmp.replace(self.final_path)
 
 
-_SHORT = {"divergence": "DIVERGED", "metric_collapse": "metric collapse",
+_SHORT = {"divergence": "DIVERGED", "metric_collapse": "metric collapse", "metric_idle": "metric idle",
           "generator_collapse": "gen collapse", "oscillation": "oscillating",
           "stalled_matching": "stalled"}
 

@@ -53,17 +53,19 @@ class MvMTripletLoss(BaseMetricLossFunction):
 
     For triplets ``(a, p, n)`` (real anchor, real positive, fake negative)::
 
-        g      = sum_i cos(n_i - a_i, p_i - a_i)           (one scalar over the batch)
+        g      = mean_i cos(n_i - a_i, p_i - a_i)          (one scalar; the paper sums over i)
         loss_i = relu(d(a_i, p_i) - d(a_i, n_i) + margin - alpha * g)
 
     with ``d`` the squared Euclidean distance by default, averaged over triplets. ``g`` rewards
     negatives that lie in the direction of the positives (hard negatives along the real manifold).
     ``smooth=True`` uses softplus instead of relu (the reference StyleGAN2 variant).
 
-    ``guidance_reduction="sum"`` is the reference: ``alpha * g`` grows with the batch and reaches
-    the margin at ``alpha * B = margin`` (B = 100 with the reference values), where the network
-    can lower its loss by aligning directions instead of separating fakes
-    (benchmarks/twod/PROGRESS.md); ``"mean"`` makes the term independent of the batch size.
+    ``guidance_reduction="mean"`` (the default) averages the cosines, so the term is at most
+    ``alpha`` whatever the number of triplets. ``"sum"`` is the published formula: ``alpha * g``
+    grows with the number of triplets and passes the margin once ``alpha * T * mean cos >
+    margin`` (T = 512 triplets at batch 64 with 8 negatives per anchor): every triplet then reads
+    as satisfied, the loss and its gradient are exactly 0 and the metric network stops learning.
+    The ``reference`` preset keeps ``"sum"`` to reproduce the paper.
 
     Use with :class:`RealFakeTripletMiner` (or any miner giving triplets); with labels only, pml's
     convention applies (all triplets of ``triplets_per_anchor`` per anchor).
@@ -76,7 +78,7 @@ class MvMTripletLoss(BaseMetricLossFunction):
         smooth: bool = False,
         triplets_per_anchor: int | str = "all",
         distance: BaseDistance | None = None,
-        guidance_reduction: Literal["sum", "mean"] = "sum",
+        guidance_reduction: Literal["sum", "mean"] = "mean",
         **kwargs,
     ):
         if guidance_reduction not in ("sum", "mean"):

@@ -14,7 +14,7 @@ def reference(kind: str) -> dict[str, Any]:
     """The ICCV 2021 reference code: paired p-diameter, MvM triplet with random tuples, its Adam settings."""
     common = {
         "matching": "centroid-diameter", "diameter_form": "paired", "p": 2.0, "centroid_weight": 1.0, "diameter_weight": 1.0,
-        "metric_loss": "mvm:MvMTripletLoss", "metric_loss_kwargs": {"margin": 1.0, "alpha": 1e-2},
+        "metric_loss": "mvm:MvMTripletLoss", "metric_loss_kwargs": {"margin": 1.0, "alpha": 1e-2, "guidance_reduction": "sum"},
         "miner": "random", "g_lr": 1e-4, "g_betas": (0.0, 0.9), "g_eps": 1e-6,
         "m_lr": 1e-4, "m_betas": (0.5, 0.999), "m_eps": 1e-3, "metric_steps": 1, "emb_dim": 10,
         "spectral_norm": False, "ema_decay": None,
@@ -49,6 +49,9 @@ def default(kind: str) -> dict[str, Any]:
             "matching": "energy", "energy_weight": 1.0, "chamfer_weight": 0.5, "cross_weight": 0.0,
             "energy_power": 1.0, "width": 400, "batch_size": 256, "g_lr": 1e-3, "m_lr": 1e-3,
             "lr_schedule": "linear", "steps": 12_000,
+            # the guidance cosines averaged: summed over 256 triplets they pass the margin and the
+            # metric's loss and gradient are 0 on most steps (a fixed random embedding)
+            "metric_loss_kwargs": {"margin": 1.0, "alpha": 1e-2, "guidance_reduction": "mean"},
         })
     if kind == "images":
         values.update({

@@ -110,6 +110,30 @@ def test_growth_and_blow_up_are_divergence():
     assert blown["verdict"] == "divergence" and "rms norm" in blown["failures"][0]["rule"]
 
 
+def test_a_metric_idle_from_the_start_is_metric_idle():
+    # the batch-summed guidance term: every tuple "satisfied" from step 0, loss and gradient 0
+    # while most tuples are not satisfied (no peak to compare the gradient with)
+    h = history(grad_norm_m=0.0, loss_m=0.0, satisfied=0.15)
+    report = diagnose(h)
+    assert report["verdict"] == "metric_idle", format_report(report)
+    assert report["failures"][0]["step"] == 10
+    assert report["failures"][0]["evidence"]["metric_zero_share"] == 1.0
+    assert "guidance_reduction" in report["failures"][0]["advice"]
+    # zero on a minority of records (a hinge that is sometimes satisfied) is not idle
+    some = history(grad_norm_m=lambda i: 0.0 if i % 3 == 0 else 1.0,
+                   loss_m=lambda i: 0.0 if i % 3 == 0 else 0.5)
+    assert diagnose(some)["verdict"] == "healthy"
+
+
+def test_a_loss_that_rises_from_near_zero_is_not_divergence():
+    # a healthy grid run: loss_m logged 4e-5 first, then settles around 0.06
+    h = history(loss_m=lambda i: 4e-5 if i == 0 else 0.06 + 0.005 * (-1) ** i)
+    assert diagnose(h)["verdict"] == "healthy"
+    # a real blow-up from the same start still is
+    blown = history(loss_m=lambda i: 4e-5 if i == 0 else (0.06 if i < 40 else 1e3))
+    assert diagnose(blown)["verdict"] == "divergence"
+
+
 def test_embeddings_at_one_point_are_metric_collapse():
     h = history(diameter_real=lambda i: 1.0 if i < 20 else 1e-9, diameter_fake=0.0)
     report = diagnose(h)
@@ -118,13 +142,14 @@ def test_embeddings_at_one_point_are_metric_collapse():
     assert "generator_collapse" not in [f["mode"] for f in report["failures"]]  # not judged through it
 
 
-def test_a_metric_that_stops_learning_is_metric_collapse():
+def test_a_metric_that_stops_learning_is_metric_idle():
     h = history(grad_norm_m=lambda i: 2.0 if i < 25 else 0.0, satisfied=lambda i: 0.5 if i < 25 else 1.0,
                 loss_m=lambda i: 0.5 if i < 25 else 0.0)
     report = diagnose(h)
-    assert report["verdict"] == "metric_collapse"
+    assert report["verdict"] == "metric_idle"
+    assert report["failures"][0]["step"] == 260
     assert report["failures"][0]["evidence"]["satisfied_share"] == 1.0
-    # a small but alive gradient is not a collapse
+    # a small but alive gradient is not idle
     assert diagnose(history(grad_norm_m=lambda i: 2.0 if i < 25 else 0.1))["verdict"] == "healthy"
 
 

@@ -46,7 +46,7 @@ def test_mvm_triplet_matches_reference_formula(smooth):
     p = torch.tensor([1, 0, 3, 2])
     n = torch.tensor([7, 5, 9, 6])
     labels = real_fake_labels(5, 5)
-    loss = MvMTripletLoss(margin=1.0, alpha=0.3, smooth=smooth)
+    loss = MvMTripletLoss(margin=1.0, alpha=0.3, smooth=smooth, guidance_reduction="sum")
     got = loss(E, labels, (a, p, n)).item()
     assert got == pytest.approx(bf_mvm_triplet(E, a, p, n, 1.0, 0.3, smooth), rel=1e-10)
 
@@ -207,7 +207,7 @@ def test_guidance_mean_reduction_divides_by_the_number_of_triplets():
     E = randn(10, 3) * 0.5
     idx = (torch.tensor([0, 1, 2, 3]), torch.tensor([1, 0, 3, 2]), torch.tensor([7, 5, 9, 6]))
     labels = real_fake_labels(5, 5)
-    summed = MvMTripletLoss(margin=50.0, alpha=0.4)(E, labels, idx).item()
+    summed = MvMTripletLoss(margin=50.0, alpha=0.4, guidance_reduction="sum")(E, labels, idx).item()
     mean = MvMTripletLoss(margin=50.0, alpha=0.4 * 4, guidance_reduction="mean")(E, labels, idx).item()
     assert mean == pytest.approx(summed, rel=1e-12)  # alpha * sum == (4 alpha) * mean for 4 triplets
     with pytest.raises(ValueError, match="guidance_reduction must be"):

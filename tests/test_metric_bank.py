@@ -78,8 +78,11 @@ def test_multi_similarity_loss_sees_the_bank_negative():
 
 def test_mvm_triplet_loss_sees_the_bank_negative():
     # squared distances: d_ap = 1, d_an = 0.25; guidance g = cos(n - a, p - a) summed = 1 + 1
-    _, value = two_steps(MvMTripletLoss(margin=1.0, alpha=0.01))
+    _, value = two_steps(MvMTripletLoss(margin=1.0, alpha=0.01, guidance_reduction="sum"))
     assert value.item() == pytest.approx(1 - 0.25 + 1 - 0.01 * 2)
+    # the default averages the guidance: g = (1 + 1) / 2
+    _, value = two_steps(MvMTripletLoss(margin=1.0, alpha=0.01))
+    assert value.item() == pytest.approx(1 - 0.25 + 1 - 0.01 * 1)
     _, value = two_steps(MvMTripletLoss(margin=1.0, alpha=0.01), source="batch")
     # negatives at squared distance 25 and 16: both hinges inactive
     assert value.item() == 0.0

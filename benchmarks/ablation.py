@@ -1,0 +1,234 @@
+"""Does the learned metric earn its place? The ablation every default must pass.
+
+For each dataset, the same generator, data, step budget and learning-rate schedule, four ways to
+train it (plus optional extra rows):
+
+* ``learned``: the library's ``default`` preset for the data, as shipped (metric network trained);
+* ``frozen``: the same, with the metric network frozen at its random initialization
+  (``metric_steps=0``): what the *learning* of the metric adds;
+* ``data-space``: the same matching loss applied directly to the samples (pixels / 2D
+  coordinates, flattened), no metric network: what the *embedding* adds;
+* ``gan``: a strong GAN baseline on the same generator: its own discriminator (an MLP of the
+  generator's width, spectral normalization on every layer, LeakyReLU 0.2), hinge loss
+  (Lim & Ye 2017; Miyato et al. 2018), one discriminator step per generator step, Adam with
+  betas (0.5, 0.999); lr 2e-4 constant on images (the SN-GAN recipe), the preset's lr and schedule
+  on 2D points (lr 1e-3 decayed linearly, which PacGAN-size MLP GANs need at this budget).
+* ``learned-sum`` (2D only): the learned metric with the published batch-summed guidance term,
+  which leaves the metric idle (its loss is 0 on most steps).
+
+Quality: 2D mixtures by the PacGAN protocol (modes, high-quality share, reverse KL on 2,500
+samples); digits by FID@digits-classifier on 2,000 samples (``mvm_core.evaluation``). Each run
+also records its wall time, steps/s and, for learned rows, the share of logged steps where the
+metric loss was exactly 0.
+
+    .venv/bin/python benchmarks/ablation.py --data ring grid digits --seeds 0 1 2 --jobs 2
+    .venv/bin/python benchmarks/ablation.py --quick        # smoke test (seconds)
+
+Results: ``<out>/ablation.{json,md}`` (``ablation.quick.*`` with ``--quick``); finished runs are
+kept and reused while their settings are unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fmt_mean_sd, machine, read_json, table, write_results  # noqa: E402
+
+VARIANTS = ("learned", "frozen", "data-space", "gan")
+EXTRA = {"learned-sum": "points"}  # extra rows and the data kind they apply to
+DESCRIPTIONS = {
+    "learned": "learned metric (`default` preset)",
+    "frozen": "same metric network frozen at init",
+    "data-space": "same matching loss in data space",
+    "gan": "SN-GAN, hinge, own SN-MLP discriminator",
+    "learned-sum": "learned metric, batch-summed guidance (published)",
+}
+GAN_IMAGE_LR = 2e-4
+
+
+def _config(data: str, seed: int, steps: int, variant: str, batch_size: int | None):
+    from mvm_core.runconfig import build_run_config
+
+    overrides = {"data": data, "seed": seed, "steps": steps, "checkpoint_every": 0}
+    if batch_size:
+        overrides["batch_size"] = batch_size
+    config = build_run_config({}, overrides)
+    if variant == "frozen":
+        config.metric_steps = 0
+    if variant == "learned-sum":
+        config.metric_loss_kwargs = {**config.metric_loss_kwargs, "guidance_reduction": "sum"}
+    return config
+
+
+class DataSpaceMatching(torch.nn.Module):
+    """A generator term: the run's matching loss on the flattened samples themselves."""
+
+    def __init__(self, matching: torch.nn.Module):
+        super().__init__()
+        self.matching = matching
+
+    def forward(self, ctx) -> torch.Tensor:
+        return self.matching(ctx.real.flatten(1).float(), ref_emb=ctx.fake.flatten(1))
+
+
+def build(data: str, seed: int, steps: int, variant: str, batch_size: int | None = None):
+    """A ready-to-fit trainer for one row (same generator init for every variant of a seed)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    from mvm_core.adversarial import gan_objectives
+    from mvm_core.build import build_dataset, build_matching, build_networks, build_trainer
+    from mvm_core.nets import MLPMetricNet
+    from mvm_core.trainer import Trainer
+
+    config = _config(data, seed, steps, variant, batch_size)
+    if variant in ("learned", "frozen", "learned-sum"):
+        return build_trainer(config), config
+    torch.manual_seed(config.seed)
+    dataset = build_dataset(config)
+    generator, _ = build_networks(config, dataset)  # the same generator init as build_trainer's
+    points = len(dataset.sample_shape) == 1
+    train = config.train_config()
+    if variant == "data-space":
+        term = DataSpaceMatching(build_matching(config))
+        return Trainer(generator, None, dataset, train, generator_terms={"matching": (1.0, term)}), config
+    # gan: its own spectrally normalized discriminator, as wide as the generator
+    width = config.width if points else 512
+    in_dim = int(torch.tensor(dataset.sample_shape).prod())
+    body = MLPMetricNet(in_dim, emb_dim=width // 2, hidden=width, depth=2, spectral_norm=True)
+    matching, objective = gan_objectives(width // 2, "hinge")
+    spectral_norm(objective.head)
+    train.m_betas = train.g_betas = (0.5, 0.999)
+    train.g_eps = train.m_eps = 1e-8
+    train.ema_decay = None
+    if not points:
+        train.g_lr = train.m_lr = GAN_IMAGE_LR
+        train.lr_schedule = "constant"
+    else:
+        train.m_lr = train.g_lr
+    trainer = Trainer(generator, body, dataset, train, matching=matching, metric_objective=objective)
+    return trainer, config
+
+
+def run_one(data: str, seed: int, steps: int, variant: str, batch_size: int | None = None) -> dict:
+    torch.set_num_threads(1)
+    from mvm_core.evaluation import evaluate_trainer
+
+    trainer, config = build(data, seed, steps, variant, batch_size)
+    start = time.perf_counter()
+    history = trainer.fit()
+    wall = time.perf_counter() - start
+    metrics = evaluate_trainer(trainer)
+    idle = [r["loss_m"] == 0.0 for r in history if "loss_m" in r]
+    return {
+        "data": data, "seed": seed, "steps": steps, "variant": variant,
+        "batch_size": config.batch_size, "metrics": metrics, "train_s": wall,
+        "steps_per_s": steps / wall if wall > 0 else None,
+        "metric_zero_share": sum(idle) / len(idle) if idle and variant != "gan" else None,
+        "final_matching": history[-1].get("matching") if history else None,
+    }
+
+
+def headline(data: str) -> list[str]:
+    return ["modes@data", "high_quality@data", "reverse_kl@data"] if data in ("ring", "grid") \
+        else ["fid@digits-classifier"] if data == "digits" else ["fid@metric-net"]
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Ablation: learned metric vs frozen metric vs data space vs a strong GAN", "",
+             f"Commit {result['machine']['commit'][:10]}"
+             f"{' (uncommitted changes)' if result['machine']['dirty'] else ' (clean tree)'};"
+             f" {result['machine']['cpu']}, one torch thread per run, {result['jobs']} runs at a time."
+             " Mean ± sd over the seeds; `zero loss_m`: share of logged steps with the metric loss"
+             " exactly 0.", ""]
+    for data in result["data"]:
+        runs = [r for r in result["runs"] if r["data"] == data]
+        if not runs:
+            continue
+        keys = headline(data)
+        seeds = sorted({r["seed"] for r in runs})
+        lines += [f"## {data} ({runs[0]['steps']} steps, batch {runs[0]['batch_size']}, seeds"
+                  f" {', '.join(map(str, seeds))})", ""]
+        rows = []
+        for variant in [*VARIANTS, *EXTRA]:
+            mine = [r for r in runs if r["variant"] == variant]
+            if not mine:
+                continue
+            cells = [DESCRIPTIONS[variant]]
+            for key in keys:
+                values = [r["metrics"][key] for r in mine if key in r["metrics"]]
+                cells.append(fmt_mean_sd(values, "{:.3g}") if values else "-")
+            zero = [r["metric_zero_share"] for r in mine if r["metric_zero_share"] is not None]
+            cells.append(f"{statistics.mean(zero):.0%}" if zero else "-")
+            cells.append(f"{statistics.median(r['steps_per_s'] for r in mine):.0f}")
+            rows.append(cells)
+        lines += [table(["variant", *[k.split("@")[0] for k in keys], "zero loss_m", "steps/s"], rows), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=["ring", "grid", "digits"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="step budget per dataset (one value for all, or one per --data)")
+    parser.add_argument("--variants", nargs="+", default=[*VARIANTS, *EXTRA])
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke test")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, steps, args.batch_size = args.seeds[:1], [20], 32
+    else:
+        steps = args.steps or [3000]
+    if len(steps) not in (1, len(args.data)):
+        parser.error("--steps takes one value or one per --data")
+    budget = dict(zip(args.data, steps * len(args.data) if len(steps) == 1 else steps))
+    name = "ablation.quick" if args.quick else "ablation"
+    previous = read_json(args.out / f"{name}.json") or {}
+    done = {(r["data"], r["seed"], r["steps"], r["variant"], r["batch_size"]): r
+            for r in previous.get("runs", [])}
+    jobs = []
+    for data in args.data:
+        kind = "points" if data in ("ring", "grid") else "images"
+        for variant in args.variants:
+            if variant in EXTRA and EXTRA[variant] != kind:
+                continue
+            for seed in args.seeds:
+                jobs.append((data, seed, budget[data], variant, args.batch_size))
+    result = {"machine": machine(threads=1), "jobs": args.jobs, "data": args.data, "runs": []}
+    todo = []
+    for job in jobs:
+        key = (*job[:4], job[4] or _config(job[0], job[1], job[2], job[3], None).batch_size)
+        if key in done:
+            result["runs"].append(done[key])
+        else:
+            todo.append(job)
+
+    def save() -> None:
+        write_results(args.out, name, result, markdown(result))
+
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {pool.submit(run_one, *job): job for job in todo}
+        for future in as_completed(futures):
+            run = future.result()
+            result["runs"].append(run)
+            print(run["data"], run["variant"], run["seed"], {k: round(v, 4) for k, v in
+                  run["metrics"].items() if k in headline(run["data"])}, f"{run['train_s']:.0f} s",
+                  flush=True)
+            save()
+    save()
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
