@@ -8,11 +8,12 @@ train it (plus optional extra rows):
   (``metric_steps=0``): what the *learning* of the metric adds;
 * ``data-space``: the same matching loss applied directly to the samples (pixels / 2D
   coordinates, flattened), no metric network: what the *embedding* adds;
-* ``gan``: a strong GAN baseline on the same generator: its own discriminator (an MLP of the
-  generator's width, spectral normalization on every layer, LeakyReLU 0.2), hinge loss
-  (Lim & Ye 2017; Miyato et al. 2018), one discriminator step per generator step, Adam with
-  betas (0.5, 0.999); lr 2e-4 constant on images (the SN-GAN recipe), the preset's lr and schedule
-  on 2D points (lr 1e-3 decayed linearly, which PacGAN-size MLP GANs need at this budget).
+* ``gan``: a strong GAN baseline on the same generator with its own discriminator, each data kind
+  at its authors' recipe (``GAN_RECIPES``): on 2D points PacGAN's (an unnormalized 200-unit MLP
+  discriminator, non-saturating loss; lr 1e-3, the best of 1e-4 / 3e-4 / 1e-3 at this budget),
+  on images SN-GAN's (spectral norm on every layer of a 512-unit MLP discriminator, hinge loss,
+  lr 2e-4); Adam betas (0.5, 0.999), constant lr, one discriminator step per generator step.
+  ``gan@LR`` rows tune the lr;
 * ``learned-sum`` (2D only): the learned metric with the published batch-summed guidance term,
   which leaves the metric idle (its loss is 0 on most steps).
 
@@ -24,8 +25,9 @@ metric loss was exactly 0.
     .venv/bin/python benchmarks/ablation.py --data ring grid digits --seeds 0 1 2 --jobs 2
     .venv/bin/python benchmarks/ablation.py --quick        # smoke test (seconds)
 
-Results: ``<out>/ablation.{json,md}`` (``ablation.quick.*`` with ``--quick``); finished runs are
-kept and reused while their settings are unchanged.
+Results: ``<out>/ablation.{json,md}`` (``ablation.quick.*`` with ``--quick``) and the first seed's
+samples, ``<out>/ablation_<data>_<variant>_seed<seed>.png``. Finished runs are reused by a rerun on
+the same clean commit (a crash loses only the runs in flight).
 """
 
 from __future__ import annotations
@@ -48,10 +50,20 @@ DESCRIPTIONS = {
     "learned": "learned metric (`default` preset)",
     "frozen": "same metric network frozen at init",
     "data-space": "same matching loss in data space",
-    "gan": "SN-GAN, hinge, own SN-MLP discriminator",
+    "gan": "GAN, own discriminator (recipe in the notes)",
     "learned-sum": "learned metric, batch-summed guidance (published)",
 }
-GAN_IMAGE_LR = 2e-4
+# The GAN baseline, each kind at its authors' recipe (Adam betas (0.5, 0.999), constant lr, one D
+# step per G step). Points: PacGAN's 2D mixtures set-up (Lin et al. 2018: an MLP discriminator,
+# 200 units, no normalization, the non-saturating loss) with the lr tuned for this budget (ring,
+# 3,000 steps, seed 0: lr 1e-4 0/8 modes, 3e-4 0/8, 1e-3 6/8 at 1.2% high quality); spectral norm
+# on a 2D input keeps the logits of a fresh discriminator near 0 and the generator never leaves
+# its initial blob (0/8 modes at lr 1e-4 and 2e-4, hinge and non-saturating). Images: SN-GAN
+# (Miyato et al. 2018) with an MLP discriminator: spectral norm on every layer, hinge, lr 2e-4.
+GAN_RECIPES = {
+    "points": {"d_width": 200, "d_emb": 200, "spectral_norm": False, "loss": "non-saturating", "lr": 1e-3},
+    "images": {"d_width": 512, "d_emb": 256, "spectral_norm": True, "loss": "hinge", "lr": 2e-4},
+}
 
 
 def _config(data: str, seed: int, steps: int, variant: str, batch_size: int | None):
@@ -89,7 +101,7 @@ def build(data: str, seed: int, steps: int, variant: str, batch_size: int | None
     from mvm_core.trainer import Trainer
 
     config = _config(data, seed, steps, variant, batch_size)
-    if variant in ("learned", "frozen", "learned-sum"):
+    if variant.partition("@")[0] not in ("data-space", "gan"):
         return build_trainer(config), config
     torch.manual_seed(config.seed)
     dataset = build_dataset(config)
@@ -99,41 +111,65 @@ def build(data: str, seed: int, steps: int, variant: str, batch_size: int | None
     if variant == "data-space":
         term = DataSpaceMatching(build_matching(config))
         return Trainer(generator, None, dataset, train, generator_terms={"matching": (1.0, term)}), config
-    # gan: its own spectrally normalized discriminator, as wide as the generator
-    width = config.width if points else 512
+    # gan: its own discriminator, by the recipe its authors use on this kind of data
+    recipe = GAN_RECIPES["points" if points else "images"]
     in_dim = int(torch.tensor(dataset.sample_shape).prod())
-    body = MLPMetricNet(in_dim, emb_dim=width // 2, hidden=width, depth=2, spectral_norm=True)
-    matching, objective = gan_objectives(width // 2, "hinge")
-    spectral_norm(objective.head)
+    body = MLPMetricNet(in_dim, emb_dim=recipe["d_emb"], hidden=recipe["d_width"], depth=2,
+                        spectral_norm=recipe["spectral_norm"])
+    matching, objective = gan_objectives(recipe["d_emb"], recipe["loss"])
+    if recipe["spectral_norm"]:
+        spectral_norm(objective.head)
     train.m_betas = train.g_betas = (0.5, 0.999)
     train.g_eps = train.m_eps = 1e-8
     train.ema_decay = None
-    if not points:
-        train.g_lr = train.m_lr = GAN_IMAGE_LR
-        train.lr_schedule = "constant"
-    else:
-        train.m_lr = train.g_lr
+    train.g_lr = train.m_lr = float(variant.partition("@")[2] or recipe["lr"])
+    train.lr_schedule = "constant"
     trainer = Trainer(generator, body, dataset, train, matching=matching, metric_objective=objective)
     return trainer, config
 
 
-def run_one(data: str, seed: int, steps: int, variant: str, batch_size: int | None = None) -> dict:
+def run_one(data: str, seed: int, steps: int, variant: str, batch_size: int | None = None,
+            samples_dir: Path | None = None) -> dict:
+    """Train and evaluate one row; with ``samples_dir``, also save its samples as a PNG."""
     torch.set_num_threads(1)
     from mvm_core.evaluation import evaluate_trainer
+    from mvm_core.plotting import save_image_grid, save_scatter
 
     trainer, config = build(data, seed, steps, variant, batch_size)
     start = time.perf_counter()
     history = trainer.fit()
     wall = time.perf_counter() - start
     metrics = evaluate_trainer(trainer)
+    samples = None
+    if samples_dir is not None:
+        path = Path(samples_dir) / f"ablation_{data}_{variant}_seed{seed}.png"
+        dataset = trainer.dataset
+        if not dataset.is_image:
+            save_scatter(trainer.sample(2500, seed=1), path, real=dataset.data[:2500],
+                         title=f"{data} {variant}")
+        else:
+            save_image_grid(trainer.sample(64, seed=1), path, nrow=8)
+        samples = path.name
     idle = [r["loss_m"] == 0.0 for r in history if "loss_m" in r]
     return {
         "data": data, "seed": seed, "steps": steps, "variant": variant,
         "batch_size": config.batch_size, "metrics": metrics, "train_s": wall,
         "steps_per_s": steps / wall if wall > 0 else None,
-        "metric_zero_share": sum(idle) / len(idle) if idle and variant != "gan" else None,
+        "metric_zero_share": sum(idle) / len(idle) if idle and not variant.startswith("gan") else None,
         "final_matching": history[-1].get("matching") if history else None,
+        "samples": samples,
     }
+
+
+def describe(variant: str) -> str:
+    """A row's label; ``gan@LR`` is a tuning row: the GAN baseline at learning rate LR."""
+    base, _, lr = variant.partition("@")
+    return DESCRIPTIONS[base] + (f", lr {lr}" if lr else "")
+
+
+def _order(variant: str) -> tuple[int, str]:
+    base = variant.partition("@")[0]
+    return [*VARIANTS, *EXTRA].index(base), variant
 
 
 def headline(data: str) -> list[str]:
@@ -147,7 +183,11 @@ def markdown(result: dict) -> str:
              f"{' (uncommitted changes)' if result['machine']['dirty'] else ' (clean tree)'};"
              f" {result['machine']['cpu']}, one torch thread per run, {result['jobs']} runs at a time."
              " Mean ± sd over the seeds; `zero loss_m`: share of logged steps with the metric loss"
-             " exactly 0.", ""]
+             " exactly 0.", "",
+             "GAN recipes (Adam betas (0.5, 0.999), constant lr, one discriminator step per generator"
+             " step): " + "; ".join(f"{kind}: {r['loss']} loss, {r['d_width']}-unit MLP discriminator"
+                                    f"{' with spectral norm' if r['spectral_norm'] else ''}, lr {r['lr']:g}"
+                                    for kind, r in GAN_RECIPES.items()) + ".", ""]
     for data in result["data"]:
         runs = [r for r in result["runs"] if r["data"] == data]
         if not runs:
@@ -157,11 +197,11 @@ def markdown(result: dict) -> str:
         lines += [f"## {data} ({runs[0]['steps']} steps, batch {runs[0]['batch_size']}, seeds"
                   f" {', '.join(map(str, seeds))})", ""]
         rows = []
-        for variant in [*VARIANTS, *EXTRA]:
+        for variant in sorted({r["variant"] for r in runs}, key=_order):
             mine = [r for r in runs if r["variant"] == variant]
             if not mine:
                 continue
-            cells = [DESCRIPTIONS[variant]]
+            cells = [describe(variant)]
             for key in keys:
                 values = [r["metrics"][key] for r in mine if key in r["metrics"]]
                 cells.append(fmt_mean_sd(values, "{:.3g}") if values else "-")
@@ -179,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, nargs="+", default=None,
                         help="step budget per dataset (one value for all, or one per --data)")
-    parser.add_argument("--variants", nargs="+", default=[*VARIANTS, *EXTRA])
+    parser.add_argument("--variants", nargs="+", default=[*VARIANTS, *EXTRA],
+                        help=f"rows: {', '.join([*VARIANTS, *EXTRA])}; gan@LR tunes the GAN's lr")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke test")
@@ -193,18 +234,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps takes one value or one per --data")
     budget = dict(zip(args.data, steps * len(args.data) if len(steps) == 1 else steps))
     name = "ablation.quick" if args.quick else "ablation"
+    result = {"machine": machine(threads=1), "jobs": args.jobs, "data": args.data, "runs": []}
     previous = read_json(args.out / f"{name}.json") or {}
+    same_code = (not result["machine"]["dirty"] and not previous.get("machine", {}).get("dirty", True)
+                 and previous["machine"].get("commit") == result["machine"]["commit"])
     done = {(r["data"], r["seed"], r["steps"], r["variant"], r["batch_size"]): r
-            for r in previous.get("runs", [])}
+            for r in previous.get("runs", [])} if same_code else {}
     jobs = []
     for data in args.data:
         kind = "points" if data in ("ring", "grid") else "images"
         for variant in args.variants:
+            if variant.partition("@")[0] not in DESCRIPTIONS:
+                parser.error(f"unknown variant {variant!r}: choose from {', '.join(DESCRIPTIONS)} (or gan@LR)")
             if variant in EXTRA and EXTRA[variant] != kind:
                 continue
             for seed in args.seeds:
                 jobs.append((data, seed, budget[data], variant, args.batch_size))
-    result = {"machine": machine(threads=1), "jobs": args.jobs, "data": args.data, "runs": []}
     todo = []
     for job in jobs:
         key = (*job[:4], job[4] or _config(job[0], job[1], job[2], job[3], None).batch_size)
@@ -216,15 +261,21 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         write_results(args.out, name, result, markdown(result))
 
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_one, *job): job for job in todo}
-        for future in as_completed(futures):
-            run = future.result()
-            result["runs"].append(run)
-            print(run["data"], run["variant"], run["seed"], {k: round(v, 4) for k, v in
-                  run["metrics"].items() if k in headline(run["data"])}, f"{run['train_s']:.0f} s",
-                  flush=True)
-            save()
+    def record(run: dict) -> None:
+        result["runs"].append(run)
+        print(run["data"], run["variant"], run["seed"], {k: round(v, 4) for k, v in
+              run["metrics"].items() if k in headline(run["data"])}, f"{run['train_s']:.0f} s",
+              flush=True)
+        save()
+
+    calls = [(*job, args.out if job[1] == args.seeds[0] else None) for job in todo]
+    if args.jobs <= 1:  # in this process (also what lets a test load this file by path)
+        for call in calls:
+            record(run_one(*call))
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for future in as_completed([pool.submit(run_one, *call) for call in calls]):
+                record(future.result())
     save()
     print(markdown(result))
     return 0

@@ -1,10 +1,10 @@
-"""Copy the latest result tables into benchmarks/README.md (no number in it is typed by hand).
+"""Copy the latest result tables into the READMEs (no number in a results block is typed by hand).
 
 Every block ``<!-- results:NAME -->`` ... ``<!-- /results -->`` of the README is replaced by
 ``results/NAME.md`` without its first heading line and without what follows a ``<!-- details -->``
 line (per-seed tables), or by a note that the benchmark has not been run.
 
-    .venv/bin/python benchmarks/render_readme.py [--check]
+    .venv/bin/python benchmarks/render_readme.py [--check]     # README.md and benchmarks/README.md
 """
 
 from __future__ import annotations
@@ -40,15 +40,20 @@ def render(readme: Path, results: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", type=Path, default=HERE / "README.md")
+    parser.add_argument("--readme", type=Path, nargs="+", default=[HERE.parent / "README.md", HERE / "README.md"])
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
     args = parser.parse_args(argv)
-    new = render(args.readme, args.results)
-    if args.check:
-        return 0 if new == args.readme.read_text() else 1
-    args.readme.write_text(new)
-    return 0
+    stale = []
+    for readme in args.readme:
+        new = render(readme, args.results)
+        if new != readme.read_text():
+            stale.append(readme)
+            if not args.check:
+                readme.write_text(new)
+    if args.check and stale:
+        print("out of date (run benchmarks/render_readme.py):", *map(str, stale))
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":

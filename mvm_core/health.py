@@ -35,8 +35,8 @@ logger = logging.getLogger("mvm_core.health")
 FAILURE_MODES: dict[str, str] = {
     "divergence": "losses or embeddings became NaN/inf or blew up",
     "metric_collapse": "the metric network stopped telling samples apart",
-    "metric_idle": "the metric network stopped learning: its loss and gradient sit at zero",
     "generator_collapse": "the generated samples collapsed onto a few points",
+    "metric_idle": "the metric network stopped learning: its loss and gradient sit at zero",
     "oscillation": "the metric loss swings far beyond its usual band",
     "stalled_matching": "the matching loss stopped falling while sample quality is poor",
 }
@@ -358,6 +358,7 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
         steps, d_real = _series(history, "diameter_real")
         _, norm = _series(history, "emb_norm_real")
         metric_collapsed = False
+        metric_idle = False  # a fixed map still tells samples apart: only oscillation is moot
         if len(d_real):
             # spread relative to the embeddings' scale; logs without emb_norm_real: absolute
             spread = _smooth(d_real / np.maximum(norm, 1e-300) if len(norm) == len(d_real) else d_real)
@@ -395,7 +396,7 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
                                         f" records (>= {t.idle_share:.0%}); mined tuples satisfied:"
                                         f" {sat:.0%}", {"metric_zero_share": _f(zero_share),
                                                          "satisfied_share": _f(sat)}))
-                metric_collapsed = True
+                metric_idle = True
             elif np.isfinite(idle_ratio) and idle_ratio <= t.idle and all_satisfied:
                 idle = smooth <= t.idle * peak
                 start = _final_streak_start(steps_m, idle)
@@ -406,7 +407,7 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
                                         f" {what}", {"metric_grad_ratio": _f(idle_ratio),
                                                      "satisfied_share": _f(sat),
                                                      "metric_loss_ratio": _f(loss_ratio)}))
-                metric_collapsed = True
+                metric_idle = True
 
         # generator collapse (only visible through a metric that still separates samples)
         steps_f, d_fake = _series(history, "diameter_fake")
@@ -427,7 +428,7 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
 
         # oscillation beyond the band of the metric loss
         steps_l, loss_m = _series(history, "loss_m")
-        if len(loss_m) >= t.min_records and not metric_collapsed:
+        if len(loss_m) >= t.min_records and not (metric_collapsed or metric_idle):
             band = _rolling_band(loss_m, w)
             evidence["loss_m_band"] = _f(band[-1])
             if np.isfinite(band[-1]) and band[-1] > t.band:

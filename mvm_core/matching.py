@@ -149,12 +149,21 @@ def diameter_matching_sorted(
         levels = torch.linspace(0, 1, k, device=real.device, dtype=torch.float64)
         d_real = _quantiles_of_sorted(d_real, levels)
         d_fake = _quantiles_of_sorted(d_fake, levels)
-    return (d_real - d_fake).abs().pow(p).mean().pow(1.0 / p)
+    return _root((d_real - d_fake).abs().pow(p).mean(), p)
+
+
+def _root(value: torch.Tensor, p: float) -> torch.Tensor:
+    """``value ** (1 / p)`` for ``value >= 0`` with a finite gradient at 0 (there the plain power's
+    derivative is infinite, and infinity times the zero gradient of ``value`` is NaN)."""
+    if p == 1.0:
+        return value
+    positive = value > 0
+    return torch.where(positive, torch.where(positive, value, 1.0).pow(1.0 / p), torch.zeros_like(value))
 
 
 def p_diameter(x: torch.Tensor, distance: BaseDistance | None = None, p: float = 1.0) -> torch.Tensor:
     """The p-diameter of a set: ``(mean_{i<j} d(x_i, x_j)^p)^(1/p)`` (p = 1: mean pairwise distance)."""
-    return offdiagonal_distances(x, distance).pow(p).mean().pow(1.0 / p)
+    return _root(offdiagonal_distances(x, distance).pow(p).mean(), p)
 
 
 def directed_hausdorff(

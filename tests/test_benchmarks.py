@@ -113,3 +113,33 @@ def test_bench_mining_quick(tmp_path):
                                        "--contenders", "ours-flat", "torch-chunked"]) == 0
     data = json.loads((tmp_path / "mining.quick.json").read_text())
     assert {r["contender"] for r in data["rows"]} >= {"ours-flat", "torch-chunked"}
+
+
+def test_ablation_quick(tmp_path):
+    ablation = _load("ablation")
+    assert ablation.main(["--quick", "--data", "ring", "digits", "--out", str(tmp_path)]) == 0
+    data = _read(tmp_path, "ablation.quick")
+    rows = {(r["data"], r["variant"]) for r in data["runs"]}
+    assert rows == {(d, v) for d in ("ring", "digits") for v in ablation.VARIANTS} | {("ring", "learned-sum")}
+    for run in data["runs"]:
+        assert run["steps"] == 20 and run["batch_size"] == 32 and run["steps_per_s"] > 0
+        assert all(math.isfinite(run["metrics"][k]) for k in ablation.headline(run["data"]))
+        assert (tmp_path / run["samples"]).stat().st_size > 1000
+        if run["variant"] in ("data-space", "gan"):  # no metric loss of the MvM kind to be idle
+            assert run["metric_zero_share"] is None
+    learned = next(r for r in data["runs"] if r["data"] == "digits" and r["variant"] == "learned")
+    assert learned["metric_zero_share"] < 0.5  # the default metric learns from the first steps
+    md = (tmp_path / "ablation.quick.md").read_text()
+    assert "GAN recipes" in md and "own discriminator" in md and "## digits" in md and "## ring" in md
+
+
+def test_readme_results_blocks_match_the_result_files(tmp_path):
+    """Every number in a README results block comes from benchmarks/results (rendered, not typed)."""
+    render = _load("render_readme")
+    assert render.main(["--check"]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- results:x -->\nstale 1.0\n<!-- /results -->\nb\n")
+    (tmp_path / "x.md").write_text("# X\n\n| a |\n|---|\n| 2.0 |\n<!-- details -->\nper seed\n")
+    assert render.main(["--check", "--readme", str(readme), "--results", str(tmp_path)]) == 1
+    assert render.main(["--readme", str(readme), "--results", str(tmp_path)]) == 0
+    assert readme.read_text() == "a\n<!-- results:x -->\n| a |\n|---|\n| 2.0 |\n<!-- /results -->\nb\n"

@@ -212,3 +212,45 @@ def test_guidance_mean_reduction_divides_by_the_number_of_triplets():
     assert mean == pytest.approx(summed, rel=1e-12)  # alpha * sum == (4 alpha) * mean for 4 triplets
     with pytest.raises(ValueError, match="guidance_reduction must be"):
         MvMTripletLoss(guidance_reduction="max")
+
+
+def _metric_activity(trainer, steps):
+    """Share of steps with a non-zero metric loss, and how far M's weights moved."""
+    before = [p.detach().clone() for p in trainer.metric_net.parameters()]
+    history = trainer.fit(steps)
+    active = sum(r["loss_m"] > 0 for r in history) / len(history)
+    moved = max(float((p.detach() - q).abs().max()) for p, q in zip(trainer.metric_net.parameters(), before))
+    return active, moved
+
+
+@pytest.mark.parametrize("batch_size", [64, 256])
+def test_the_default_metric_objective_learns_at_realistic_batch_sizes(batch_size):
+    # the published batch-summed guidance passes the margin here: loss 0, weights frozen
+    from mvm_core.data import digits_dataset
+    from mvm_core.nets import DCGANGenerator, DCGANMetricNet
+    from mvm_core.trainer import Trainer
+
+    def trainer(objective):
+        torch.manual_seed(0)
+        return Trainer(DCGANGenerator(16, 8, 1, 16), DCGANMetricNet(8, 1, 10, 16), digits_dataset(8),
+                       {"steps": 30, "batch_size": batch_size, "log_every": 1},
+                       metric_objective=objective)
+
+    active, moved = _metric_activity(trainer(MetricObjective()), 30)
+    assert active >= 0.9 and moved > 1e-3
+    summed = MetricObjective(MvMTripletLoss(guidance_reduction="sum"))
+    active, moved = _metric_activity(trainer(summed), 30)
+    assert active == 0.0 and moved == 0.0  # what the default fixes
+
+
+@pytest.mark.parametrize("data", ["digits"])  # the points default keeps the published sum
+@pytest.mark.parametrize("batch_size", [64, 256])
+def test_every_default_preset_metric_learns(data, batch_size):
+    from mvm_core.build import build_trainer
+    from mvm_core.runconfig import build_run_config
+
+    config = build_run_config({}, {"data": data, "batch_size": batch_size, "steps": 20,
+                                   "width": 32, "log_every": 1})
+    active, moved = _metric_activity(build_trainer(config), 20)
+    assert active >= 0.9, active
+    assert moved > 1e-4
