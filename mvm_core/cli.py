@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from .errors import USER_ERRORS
+
     try:
         return int(args._run(args) or 0)
+    except USER_ERRORS as error:  # a bad input or file: one line naming it and the fix
+        print(f"mvm {args.command}: {error}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

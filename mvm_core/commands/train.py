@@ -54,7 +54,10 @@ _TYPES = {bool: _bool, int: int, float: float, str: str}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML file of RunConfig keys (flags override it)")
-    parser.add_argument("--out", help="run folder (default runs/<data>-<time>)")
+    parser.add_argument("--out", help="run folder (default runs/<data>-<time>, made unique); a folder"
+                        " that holds a run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --out: replace the run that folder holds (its files are deleted)")
     parser.add_argument("--resume", metavar="RUN", help="resume the run in this folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     defaults = RunConfig()
@@ -85,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
         TensorBoardLogger,
     )
     from ..checkpoint import load_checkpoint
-    from ..distributed import broadcast_object, cleanup, init_distributed, is_distributed, on_main
+    from ..distributed import cleanup, init_distributed, is_distributed, on_main
     from ..evaluation import default_evaluator
     from ..health import HealthMonitor
+    from ..runs import claim_run_dir, release_run_dir
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
@@ -105,32 +109,35 @@ def run(args: argparse.Namespace) -> int:
     else:
         file_values = read_config_file(args.config) if args.config else {}
         config = build_run_config(file_values, overrides)
-        run_dir = Path(args.out or f"runs/{config.data.replace(':', '-').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir = Path(broadcast_object(str(run_dir)))  # rank 0's clock names the folder
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        # rank 0 claims a folder no other run holds (config.json created exclusively)
+        run_dir = Path(on_main(lambda: str(claim_run_dir(config.to_dict(), args.out,
+                                                         overwrite=args.overwrite))))
 
-    evaluate = default_evaluator(config) if info.is_main else None
-    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
-    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
-    callbacks = [
-        Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
-        JSONLLogger(run_dir / "log.jsonl"),
-        SampleWriter(run_dir, every=config.sample_every),
-        LossPlot(run_dir / "losses.png"),
-        Checkpointer(every=config.checkpoint_every),
-        health,
-    ]
-    if not args.no_progress:
-        callbacks.append(ProgressBar())
-    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
-        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
-        callbacks = []
-    trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
-    if args.resume:
-        trainer.load_state_dict(saved)
+    try:  # a start that fails (bad data, network, evaluator) leaves no half-made run folder
+        evaluate = default_evaluator(config) if info.is_main else None
+        # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
+        health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
+        callbacks = [
+            Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
+            JSONLLogger(run_dir / "log.jsonl"),
+            SampleWriter(run_dir, every=config.sample_every),
+            LossPlot(run_dir / "losses.png"),
+            Checkpointer(every=config.checkpoint_every),
+            health,
+        ]
+        if not args.no_progress:
+            callbacks.append(ProgressBar())
+        if config.tensorboard and info.is_main:  # the writer creates its file when constructed
+            callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+        if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
+            callbacks = []
+        trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+        if args.resume:
+            trainer.load_state_dict(saved)
+    except BaseException:
+        if not args.resume and info.is_main:
+            release_run_dir(run_dir)
+        raise
     start = time.time()
     try:
         trainer.fit()
