@@ -1,9 +1,12 @@
 """Trainer callbacks: logs, progress bar, TensorBoard, samples, evaluation, checkpoints.
 
 A callback is any object with some of ``on_train_start(trainer)``, ``on_step_end(trainer, record)``,
-``on_train_end(trainer)`` and ``on_diverged(trainer, error)`` (called when a loss becomes NaN/inf,
-before :class:`~mvm_core.trainer.TrainingDiverged` propagates); ``record`` is the dict logged at
-that step.
+``on_step(trainer, step)``, ``on_train_end(trainer)`` and ``on_diverged(trainer, error)`` (called
+when a loss becomes NaN/inf, before :class:`~mvm_core.trainer.TrainingDiverged` propagates).
+``on_step_end`` runs on logged steps (every ``log_every`` steps, the last step, and the multiples of
+any callback's ``record_every``) with ``record``, the dict logged at that step; ``on_step`` runs
+after every step, after ``on_step_end``, so a cadence such as "checkpoint every 7 steps" is kept
+exactly whatever ``log_every`` is.
 
 Under DDP (torchrun) the trainer runs callbacks on rank 0 only, so logs, samples, plots,
 evaluations and checkpoints are written once; a callback that must run on every rank (one that
@@ -112,8 +115,8 @@ class Checkpointer(Callback):
     def __init__(self, every: int = 500):
         self.every = every
 
-    def on_step_end(self, trainer, record: dict) -> None:
-        if self.every and record["step"] % self.every == 0:
+    def on_step(self, trainer, step: int) -> None:
+        if self.every and step % self.every == 0:
             trainer.save_checkpoint()
 
     def on_train_end(self, trainer) -> None:
@@ -156,9 +159,9 @@ class SampleWriter(Callback):
         scale = 4 if targets.shape[-1] <= 16 else 2
         return save_image_grid(grid, self.folder / name, nrow=2 * len(columns), scale=scale)
 
-    def on_step_end(self, trainer, record: dict) -> None:
-        if self.every and record["step"] % self.every == 0:
-            self.write(trainer, f"samples_{record['step']:07d}.png")
+    def on_step(self, trainer, step: int) -> None:
+        if self.every and step % self.every == 0:
+            self.write(trainer, f"samples_{step:07d}.png")
 
     def on_train_end(self, trainer) -> None:
         self.write(trainer, "samples.png")
@@ -184,6 +187,11 @@ class Evaluator(Callback):
         self.every = every
         self.final_path = None if final_path is None else Path(final_path)
         self.last: dict[str, float] = {}
+
+    @property
+    def record_every(self) -> int:
+        """The trainer records the evaluation steps, so every evaluation is in the log."""
+        return self.every
 
     def on_step_end(self, trainer, record: dict) -> None:
         if self.every and record["step"] % self.every == 0:

@@ -190,7 +190,8 @@ class Trainer:
         metric_objective: the metric network's objective (default :class:`MetricObjective`).
         generator_terms: extra weighted generator losses, ``{name: (weight, term)}`` where
             ``term(ctx: StepContext) -> scalar`` (regularizers such as mode seeking, GFMN, ...).
-        callbacks: objects with optional ``on_train_start / on_step_end / on_train_end`` methods.
+        callbacks: objects with optional ``on_train_start / on_step_end / on_step / on_train_end``
+            methods (:mod:`mvm_core.callbacks`).
         run_dir: folder for checkpoints (needed for NaN-time saves and resume).
     """
 
@@ -532,12 +533,20 @@ class Trainer:
                 self._call("on_diverged", error)
                 raise
             step = self.state.step
-            if step % self.config.log_every == 0 or step == target:
+            if self._logged(step, target):
                 record = self._record(values, step)
                 self.state.history.append(record)
                 self._call("on_step_end", record)
+            self._call("on_step", step)
         self._call("on_train_end")
         return self.state.history
+
+    def _logged(self, step: int, target: int) -> bool:
+        """Whether ``step`` gets a record: every ``log_every`` steps, the last step, and the steps
+        a callback records on (its ``record_every``, e.g. an evaluation's cadence)."""
+        if step % self.config.log_every == 0 or step == target:
+            return True
+        return any((every := getattr(cb, "record_every", 0)) and step % every == 0 for cb in self.callbacks)
 
     def _record(self, values: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         record = {"step": step}

@@ -47,3 +47,37 @@ def test_a_failed_start_leaves_the_out_folder_usable(tmp_path):
         main(["train", *TINY, "--data", "nosuch", "--out", str(run)])
     assert not run.exists()
     assert main(["train", *TINY, "--out", str(run)]) == 0
+
+
+# ---- cadences ----------------------------------------------------------------------------------
+def test_checkpoint_sample_and_eval_cadence_is_kept_between_logged_steps(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "7", "--log-every", "4", "--checkpoint-every", "3",
+                 "--sample-every", "3", "--eval-every", "3", "--eval-samples", "200", "--out", str(run)]) == 0
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 4, 6, 7]
+    assert [r["step"] for r in rows if "modes@data" in r] == [3, 6]
+    assert sorted(p.name for p in run.glob("samples_*.png")) == ["samples_0000003.png", "samples_0000006.png"]
+
+
+def test_a_crash_between_logged_steps_loses_less_than_checkpoint_every(tmp_path):
+    from mvm_core.callbacks import Checkpointer
+    from mvm_core.checkpoint import load_checkpoint
+    from mvm_core.data import ring_dataset
+    from mvm_core.nets import MLPGenerator, MLPMetricNet
+    from mvm_core.trainer import TrainConfig, Trainer
+
+    config = TrainConfig(steps=20, batch_size=16, log_every=10, device="cpu")
+    trainer = Trainer(MLPGenerator(hidden=16, depth=1), MLPMetricNet(emb_dim=4, hidden=16, depth=1),
+                      ring_dataset(n=256), config, run_dir=tmp_path, callbacks=[Checkpointer(every=3)])
+    step = trainer.train_step
+
+    def crash_at_step_8():
+        if trainer.state.step == 7:
+            raise RuntimeError("killed")
+        return step()
+
+    trainer.train_step = crash_at_step_8
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path)["step"] == 6
