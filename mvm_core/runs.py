@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import load_checkpoint
-from .errors import RunFolderError
+from .errors import CheckpointError, RunFolderError
 from .runconfig import build_run_config
 from .trainer import Trainer
 
@@ -96,12 +96,21 @@ def release_run_dir(folder: Path) -> None:
         pass
 
 
+def saved_run_config(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The RunConfig values a checkpoint of `mvm train` carries (a CheckpointError if none)."""
+    values = state.get("extra", {}).get("run_config") if isinstance(state.get("extra"), dict) else None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{str(path)!r} holds no run config: it was not written by `mvm train`"
+                              " (a checkpoint saved from Python is loaded with Trainer.load_checkpoint).")
+    return dict(values)
+
+
 def load_run(path: str | Path, device: str | None = None) -> Trainer:
     """A trainer restored from a run folder or checkpoint file, ready to sample or continue."""
     from .build import build_trainer
 
     state = load_checkpoint(path)
-    values = dict(state["extra"]["run_config"])
+    values = saved_run_config(state, path)
     if device is not None:
         values["device"] = device
     config = build_run_config(values)

@@ -33,6 +33,7 @@ from .data.batches import BatchSource
 from .data.datasets import as_generative_dataset
 from .data.paired import is_paired
 from .ema import EMA
+from .errors import CheckpointError
 from .health import embedding_stats
 from .matching import ManifoldMatchingLoss, directed_hausdorff, hausdorff
 from .metric import MetricObjective
@@ -106,6 +107,18 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
         return cls(**values)
+
+
+def _check_optimizer_shapes(opt: torch.optim.Optimizer, name: str) -> None:
+    """Moments loaded into ``opt`` have their parameter's shape (torch does not check it)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.ndim and value.shape != p.shape:
+                    raise CheckpointError(
+                        f"the checkpoint's {name} state {key!r} has shape {tuple(value.shape)} for a"
+                        f" parameter of shape {tuple(p.shape)}: it was saved from another model."
+                    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -609,6 +622,18 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a state that does not fit this trainer (missing
+        parts, other shapes, another model) raises :class:`~mvm_core.errors.CheckpointError`."""
+        try:
+            self._load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            what = f"missing entry {error}" if isinstance(error, KeyError) else str(error).strip()
+            raise CheckpointError(f"the checkpoint does not fit this run's trainer: {what}. Resume"
+                                  " with the config the run was trained with.") from error
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.g_opt.load_state_dict(state["g_opt"])
         if self.metric_net is not None:
@@ -617,14 +642,18 @@ class Trainer:
             self.metric_net.load_state_dict(state["metric_net"])
             self.metric_objective.load_state_dict(state["metric_objective"])
             self.m_opt.load_state_dict(state["m_opt"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rng.set_state(state["rng"]["trainer"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
+        for opt, key in ((self.g_opt, "g_opt"), (self.m_opt, "m_opt")):
+            if opt is not None:
+                _check_optimizer_shapes(opt, key)
+        rng = state["rng"]  # RNG states are CPU byte tensors, wherever the rest was loaded
+        torch.set_rng_state(rng["torch"].cpu())
+        self.rng.set_state(rng["trainer"].cpu())
+        if "cuda" in rng and torch.cuda.is_available():
             if self.dist.distributed and self.device.type == "cuda":  # all ranks: the saver's stream
-                saved = state["rng"]["cuda"][state["rng"].get("cuda_device", 0)]
-                torch.cuda.set_rng_state(saved, self.device)
+                saved = rng["cuda"][rng.get("cuda_device", 0)]
+                torch.cuda.set_rng_state(saved.cpu(), self.device)
             else:
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.batches.load_state_dict(state["batches"])
         if self.ema is not None:
             if "ema" not in state:
@@ -657,7 +686,7 @@ class Trainer:
         if self.dist.distributed:
             self.load_state_dict(distributed.on_main(lambda: load_checkpoint(path, device="cpu")))
             return
-        self.load_state_dict(load_checkpoint(path, device=self.device))
+        self.load_state_dict(load_checkpoint(path, device="cpu"))  # load_state_dict places it
 
     def write_json(self, name: str, payload: Any) -> Path | None:
         """Write a JSON file into the run folder (atomic replace); None when nothing is written

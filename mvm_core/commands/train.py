@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import cleanup, init_distributed, is_distributed, on_main
     from ..evaluation import default_evaluator
     from ..health import HealthMonitor
-    from ..runs import claim_run_dir, release_run_dir
+    from ..runs import claim_run_dir, release_run_dir, saved_run_config
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         saved = on_main(lambda: load_checkpoint(run_dir))  # one read, the same state on every rank
-        base = saved["extra"]["run_config"]
+        base = saved_run_config(saved, run_dir)
         given = {k: v for k, v in overrides.items() if v is not None}
         config = build_run_config(base, {k: v for k, v in given.items() if k == "steps"})
         if set(given) - {"steps"}:
