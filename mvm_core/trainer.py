@@ -28,12 +28,13 @@ from torch import nn
 
 from . import distributed
 from .checkpoint import FILENAME, load_checkpoint, save_checkpoint
+from .config_checks import check_fields
 from .context import StepContext, needs_pairs
 from .data.batches import BatchSource
 from .data.datasets import as_generative_dataset
 from .data.paired import is_paired
 from .ema import EMA
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .health import embedding_stats
 from .matching import ManifoldMatchingLoss, directed_hausdorff, hausdorff
 from .metric import MetricObjective
@@ -78,24 +79,17 @@ class TrainConfig:
     task: str = "generate"  # generate: G(z) from latents | paired: G(input) against its target
 
     def __post_init__(self):
-        self.g_betas = tuple(self.g_betas)
-        self.m_betas = tuple(self.m_betas)
+        check_fields(self)  # every field (a RunConfig's too): its type, then its range
         checks = [
-            (self.steps >= 0, "steps must be >= 0"),
-            (self.batch_size >= 2, "batch_size must be >= 2"),
-            (self.metric_steps >= 0, "metric_steps must be >= 0"),
-            (self.g_lr > 0 and self.m_lr > 0, "learning rates must be > 0"),
             (self.lr_schedule in ("constant", "cosine", "linear"),
              "lr_schedule must be 'constant', 'cosine' or 'linear'"),
-            (self.log_every >= 1, "log_every must be >= 1"),
             (self.task in TASKS, f"task must be one of {TASKS}"),
             (not (self.task == "paired" and self.conditional),
              "task='paired' conditions the generator on its inputs; set conditional=False"),
-            (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or None"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"{message}; got {self}.")
+                raise ConfigError(f"{message}; got {self}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +99,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
+            raise ConfigError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
         return cls(**values)
 
 
