@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:  # a bad input or file: one line naming it and the fix
         print(f"mvm {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside training (which stops cleanly by itself): no traceback
+        print(f"mvm {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

@@ -81,3 +81,36 @@ def test_a_crash_between_logged_steps_loses_less_than_checkpoint_every(tmp_path)
     with pytest.raises(RuntimeError, match="killed"):
         trainer.fit()
     assert load_checkpoint(tmp_path)["step"] == 6
+
+
+# ---- interrupts --------------------------------------------------------------------------------
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_saves_the_interrupted_step_and_prints_the_resume_command(tmp_path, signame):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mvm_core.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "mvm_core.cli", "train", *TINY, "--steps", "100000", "--log-every", "1",
+            "--checkpoint-every", "0", "--eval-samples", "200", "--out", str(run)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signame))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + getattr(signal, signame), err
+    assert "Traceback" not in err
+    step = load_checkpoint(run)["step"]
+    assert 3 <= step < 100000
+    assert f"{signame} at step {step}" in err and f"mvm train --resume {run}" in err
+    assert json.loads(log.read_text().splitlines()[-1])["step"] == step  # nothing trained is lost
+    assert (run / "samples.png").exists() and json.loads((run / "metrics.json").read_text())["step"] == step

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..distributed import cleanup, init_distributed, is_distributed, on_main
     from ..evaluation import default_evaluator
     from ..health import HealthMonitor
+    from ..interrupts import stop_on_signals
     from ..runs import claim_run_dir, release_run_dir, saved_run_config
     from ..trainer import TrainingDiverged
 
@@ -140,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     start = time.time()
     try:
-        trainer.fit()
+        with stop_on_signals(trainer) as interrupt:  # Ctrl-C / SIGTERM: stop, save, say how to resume
+            trainer.fit()
     except TrainingDiverged as error:  # the health monitor has written the report by now
         cleanup()
         if info.is_main:
@@ -152,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         cleanup()
     if not info.is_main:
         return 0
+    if interrupt:
+        print(f"mvm train: {interrupt.name} at step {trainer.state.step} of {trainer.config.steps}; the"
+              f" checkpoint and outputs are saved in {run_dir}. Resume with:\n"
+              f"  mvm train --resume {run_dir}", file=sys.stderr)
+        return interrupt.exit_code
     metrics = callbacks[0].last
     workers = f" on {info.world_size} processes" if info.distributed else ""
     print(f"trained {trainer.state.step} steps in {elapsed:.1f} s{workers} -> {run_dir}")
