@@ -36,8 +36,32 @@ class Callback:
     def on_diverged(self, trainer, error: Exception) -> None: ...
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a ``log.jsonl``; a torn last line (a kill or a full disk mid-write) is
+    skipped. A damaged line elsewhere raises a ``ValueError`` naming it."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:  # the torn end of an interrupted write
+                break
+            raise ValueError(f"{str(path)!r} line {i + 1} is not a JSON record: {line[:80]!r}.") from None
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    return records
+
+
 class JSONLLogger(Callback):
-    """Appends every logged record as one JSON line to ``path`` (flushed at each line)."""
+    """Appends every logged record as one JSON line to ``path`` (flushed at each line).
+
+    A write that fails (e.g. a full disk) is undone, so the log never ends in a torn line from
+    this writer; the error propagates and ends the run.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -45,21 +69,36 @@ class JSONLLogger(Callback):
 
     def on_train_start(self, trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # on resume, drop lines past the checkpoint's step so the log has no duplicates
+        # on resume, drop lines past the checkpoint's step (and a torn last line): no duplicates
         if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= trainer.state.step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [r for r in read_log(self.path) if r["step"] <= trainer.state.step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.path.open("a")
 
     def on_step_end(self, trainer, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        end = self._file.tell()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as error:  # the run ends: undo the partial line, close the log
+            _close_truncated(self._file, self.path, end)
+            self._file = None
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
     def on_train_end(self, trainer) -> None:
         if self._file:
             self._file.close()
             self._file = None
+
+
+def _close_truncated(file, path: Path, size: int) -> None:
+    """Close ``file`` (dropping what it could not write) and cut ``path`` back to ``size`` bytes."""
+    try:
+        file.close()
+    except OSError:  # the buffered rest fails again: it is dropped with the truncation below
+        pass
+    with open(path, "r+b") as f:
+        f.truncate(size)
 
 
 class ProgressBar(Callback):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -108,7 +109,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     try:
         skeleton_json = json.dumps(skeleton)
         metadata = {META_KEY: skeleton_json, DIGEST_KEY: _digest(tensors, skeleton_json)}
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except Exception as error:  # safetensors reports I/O errors as its own type
+            code = re.search(r"\(os error (\d+)\)", str(error))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from error
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

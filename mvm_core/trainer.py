@@ -690,6 +690,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=float))
-        tmp.replace(path)
+        try:
+            tmp.write_text(json.dumps(payload, indent=2, default=float))
+            tmp.replace(path)
+        except BaseException:  # e.g. a full disk: no partial file left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path

@@ -114,3 +114,70 @@ def test_a_signal_saves_the_interrupted_step_and_prints_the_resume_command(tmp_p
     assert f"{signame} at step {step}" in err and f"mvm train --resume {run}" in err
     assert json.loads(log.read_text().splitlines()[-1])["step"] == step  # nothing trained is lost
     assert (run / "samples.png").exists() and json.loads((run / "metrics.json").read_text())["step"] == step
+
+
+# ---- torn logs and full disks ------------------------------------------------------------------
+def test_a_torn_last_log_line_is_skipped_by_inspect_and_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"step": 6, "matching": 0.2')  # a write cut short
+    capsys.readouterr()
+    assert main(["inspect", str(run), "--no-plot"]) == 0
+    assert "2 logged records" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+
+
+def test_a_damaged_middle_log_line_is_named():
+    import tempfile
+    from pathlib import Path
+
+    from mvm_core.callbacks import read_log
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log.jsonl"
+        log.write_text('{"step": 1}\n{"ste\n{"step": 3}\n')
+        with pytest.raises(ValueError, match="line 2"):
+            read_log(log)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (needs root and mount rights; skipped elsewhere)."""
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_ends_the_run_with_a_message_and_a_good_checkpoint(small_disk):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mvm_core.callbacks import read_log
+    from mvm_core.checkpoint import load_checkpoint
+
+    run = small_disk / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mvm_core.cli", "train", *TINY, "--steps", "100000",
+                           "--log-every", "1", "--checkpoint-every", "25", "--out", str(run)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    code, err = proc.returncode, proc.stderr
+    assert "Traceback" not in err
+    assert code == 1 and "no space left on the device" in err and f"mvm train --resume {run}" in err, err
+    step = load_checkpoint(run)["step"]  # intact: loads, checksum and finiteness checked
+    assert step >= 25 and step % 25 == 0 and f"checkpoint of step {step} is intact" in err
+    text = (run / "log.jsonl").read_text()
+    assert text.endswith("\n")  # no torn line left by the writer
+    assert read_log(run / "log.jsonl")[-1]["step"] >= step
+    assert not list(run.glob("*.tmp"))

@@ -33,7 +33,9 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
     history: list[dict] = []
     log = run_dir / "log.jsonl"
     if log.exists():
-        history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        from ..callbacks import read_log
+
+        history = read_log(log)  # a torn last line (killed mid-write) is skipped
     checkpoint = path if path.is_file() else run_dir / "checkpoint.safetensors"
     config: dict = {}
     if (run_dir / "config.json").exists():

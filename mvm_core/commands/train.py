@@ -9,6 +9,7 @@ learning-rate schedule the decay is then stretched to the new total).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -50,6 +51,22 @@ def _kwargs(text: str) -> dict:
 
 
 _TYPES = {bool: _bool, int: int, float: float, str: str}
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _checkpoint_status(run_dir: Path) -> str:
+    """Which step the run's checkpoint on disk holds (checkpoints are written atomically)."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
+
+    try:
+        return f"The checkpoint of step {load_checkpoint(run_dir)['step']} is intact."
+    except FileNotFoundError:
+        return "No checkpoint was written before the disk filled."
+    except CheckpointError as error:
+        return f"The checkpoint is not usable: {error}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +165,14 @@ def run(args: argparse.Namespace) -> int:
         if info.is_main:
             print(f"mvm train: {error}\nRun health: divergence; `mvm inspect {run_dir}` shows the"
                   " evidence.", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise
+        cleanup()
+        print(f"mvm train: no space left on the device at step {trainer.state.step} (writing"
+              f" {error.filename or run_dir}). {_checkpoint_status(run_dir)} Free some space, then"
+              f" resume with: mvm train --resume {run_dir}", file=sys.stderr)
         return 1
     elapsed = time.time() - start
     if owns_group:
