@@ -427,13 +427,46 @@ class Trainer:
         if finite:
             return
         bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
-        path = self.save_checkpoint() if self.run_dir is not None else None  # rank 0 writes
+        # the state before this step is saved, unless an earlier update already left NaN/inf in
+        # the weights or optimizer moments: then the checkpoint on disk is the last good one
+        good = self._state_finite()
+        path = self.save_checkpoint() if self.run_dir is not None and good else None  # rank 0 writes
         distributed.barrier()  # under DDP the other ranks wait for the file before they exit
         saved = f" The last good state (before step {step}) is saved at {path}." if path else ""
+        if not good and self.run_dir is not None:
+            saved = (" The weights or optimizer moments were already NaN/inf (an earlier update"
+                     f" overflowed), so the checkpoint in {self.run_dir} was kept as it was.")
         found = ", ".join(f"{k}={float(values[k])}" for k in bad) if bad else "on another process"
         raise TrainingDiverged(
-            f"step {step}: the {network} loss term(s) {bad} became NaN/inf ({found}).{saved} Lower"
+            f"step {step}: the {network} loss term(s) {bad} became NaN/inf ({found}), before the"
+            f" update.{saved} Lower"
             " the learning rates, enable grad_clip, or check the data scale."
+        )
+
+    def _state_finite(self) -> bool:
+        """Whether every weight and optimizer moment is finite (a state worth saving)."""
+        tensors = [p for net in (self.generator, self.metric_net) if net is not None for p in net.parameters()]
+        for opt in (self.g_opt, self.m_opt):
+            for state in (opt.state.values() if opt is not None else ()):
+                tensors += [v for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+    def _weights_diverged(self, error: Exception) -> TrainingDiverged | None:
+        """A :class:`TrainingDiverged` when a network's weights are NaN/inf (an update from an
+        overflowing gradient), else None. The state is bad, so nothing is saved: the checkpoint
+        already in the run folder is the last good state and is left as it is."""
+        nets = {"generator": self.generator, "metric network": self.metric_net}
+        bad = [name for name, net in nets.items() if net is not None
+               and not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
+        if not bad:
+            return None
+        saved = ""
+        if self.run_dir is not None and (self.run_dir / FILENAME).exists():
+            saved = f" The last good state is the checkpoint at {self.run_dir / FILENAME}, kept as it was."
+        return TrainingDiverged(
+            f"step {self.state.step}: the {' and '.join(bad)} weights became NaN/inf (the previous"
+            f" update overflowed; the losses then refused their input: {error}).{saved} Lower the"
+            " learning rates, enable grad_clip, or check the data scale."
         )
 
     def _clip(self, params) -> torch.Tensor:
@@ -485,10 +518,11 @@ class Trainer:
         values["loss_g"] = loss_g.detach()
         if self.terms and self.dist.distributed:  # the terms saw this rank's shard: average them
             values = distributed.mean_over_ranks(values)
-        self._check_finite(values, step, "generator")
         self.g_opt.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params, retain_graph=cfg.metric_steps > 0)
         values["grad_norm_g"] = self._clip(g_params).detach()
+        # before the update: an inf gradient would leave inf moments and NaN weights behind
+        self._check_finite(values, step, "generator")
         self.g_opt.step()
         if self.ema is not None:
             self.ema.update(self.generator)
@@ -507,10 +541,10 @@ class Trainer:
                 loss_m = self.metric_objective(real_all, fake_all, step=step)
             else:
                 loss_m = self.metric_objective(real_all, fake_all)
-            self._check_finite({"loss_m": loss_m.detach()}, step, "metric")
             self.m_opt.zero_grad(set_to_none=True)
             loss_m.backward(inputs=m_params)
             grad_norm_m = self._clip(m_params)
+            self._check_finite({"loss_m": loss_m.detach(), "grad_norm_m": grad_norm_m.detach()}, step, "metric")
             self.m_opt.step()
             values["loss_m"] = loss_m.detach()
             values["grad_norm_m"] = grad_norm_m.detach()
@@ -539,6 +573,12 @@ class Trainer:
             except TrainingDiverged as error:  # callbacks may report it (health monitor) first
                 self._call("on_diverged", error)
                 raise
+            except ValueError as error:  # a loss's input check: NaN weights make NaN embeddings
+                diverged = self._weights_diverged(error)
+                if diverged is None:
+                    raise
+                self._call("on_diverged", diverged)
+                raise diverged from error
             step = self.state.step
             if self._logged(step, target):
                 record = self._record(values, step)

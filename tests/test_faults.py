@@ -181,3 +181,68 @@ def test_a_full_disk_ends_the_run_with_a_message_and_a_good_checkpoint(small_dis
     assert text.endswith("\n")  # no torn line left by the writer
     assert read_log(run / "log.jsonl")[-1]["step"] >= step
     assert not list(run.glob("*.tmp"))
+
+
+# ---- failure ordering --------------------------------------------------------------------------
+def test_a_failing_final_evaluation_keeps_the_final_checkpoint(tmp_path, monkeypatch):
+    import mvm_core.evaluation
+    from mvm_core.checkpoint import load_checkpoint
+
+    def broken_evaluator(config):
+        def evaluate(trainer):
+            raise RuntimeError("evaluation failed")
+        return evaluate
+
+    monkeypatch.setattr(mvm_core.evaluation, "default_evaluator", broken_evaluator)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        main(["train", *TINY, "--checkpoint-every", "0", "--out", str(run)])
+    assert load_checkpoint(run)["step"] == 4
+
+
+def test_nan_weights_reach_the_divergence_handler_and_keep_the_last_good_checkpoint(tmp_path):
+    import torch
+
+    from mvm_core.callbacks import Callback, Checkpointer
+    from mvm_core.checkpoint import load_checkpoint
+    from mvm_core.data import ring_dataset
+    from mvm_core.nets import MLPGenerator, MLPMetricNet
+    from mvm_core.trainer import TrainConfig, Trainer, TrainingDiverged
+
+    class OverflowAtStep3(Callback):  # what an update from an inf gradient leaves
+        def on_step(self, trainer, step):
+            if step == 3:
+                with torch.no_grad():
+                    next(trainer.generator.parameters()).fill_(float("nan"))
+
+    class Seen(Callback):
+        errors = []
+
+        def on_diverged(self, trainer, error):
+            self.errors.append(error)
+
+    seen = Seen()
+    trainer = Trainer(MLPGenerator(hidden=16, depth=1), MLPMetricNet(emb_dim=4, hidden=16, depth=1),
+                      ring_dataset(n=256), TrainConfig(steps=10, batch_size=16, log_every=1, device="cpu"),
+                      run_dir=tmp_path, callbacks=[Checkpointer(every=2), OverflowAtStep3(), seen])
+    with pytest.raises(TrainingDiverged, match="step 3: the generator weights became NaN/inf"):
+        trainer.fit()
+    assert len(seen.errors) == 1 and isinstance(seen.errors[0], TrainingDiverged)
+    saved = load_checkpoint(tmp_path)  # the step-2 checkpoint, not overwritten with NaN weights
+    assert saved["step"] == 2
+
+
+def test_an_overflowing_run_never_overwrites_its_good_checkpoint(tmp_path):
+    from mvm_core.build import build_trainer
+    from mvm_core.callbacks import Checkpointer
+    from mvm_core.checkpoint import load_checkpoint
+    from mvm_core.runconfig import build_run_config
+    from mvm_core.trainer import TrainingDiverged
+
+    config = build_run_config({"data": "ring", "steps": 100, "device": "cpu", "log_every": 10,
+                               "g_lr": 10.0, "m_lr": 10.0, "batch_size": 100})
+    trainer = build_trainer(config, run_dir=tmp_path, callbacks=[Checkpointer(every=2)])
+    with pytest.raises(TrainingDiverged):
+        trainer.fit()
+    saved = load_checkpoint(tmp_path)  # finite: every weight and moment (else CheckpointError)
+    assert saved["step"] <= trainer.state.step

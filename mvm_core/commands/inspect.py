@@ -43,14 +43,9 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
     if (not history or not config) and checkpoint.exists():
         from ..checkpoint import load_checkpoint
 
-        state = load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint, check_finite=False)  # history and config only
         history = history or list(state.get("history", []))
         config = config or dict(state.get("extra", {}).get("run_config", {}))
-    if not history:
-        raise SystemExit(
-            f"mvm inspect: no logged history in {str(run_dir)!r} (no log.jsonl, no checkpoint with a"
-            " history); train with `mvm train --out RUN` first, or pass the folder it wrote."
-        )
     quality: dict = {}
     diverged = None
     for name in ("metrics.json", "eval.json"):  # the offline evaluation, when run, wins
@@ -64,6 +59,11 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
         for failure in health.get("failures", []):
             if failure["mode"] == "divergence" and failure["rule"].startswith("the trainer stopped"):
                 diverged = {"step": failure["step"], "message": failure["rule"].split(": ", 1)[-1]}
+    if not history and diverged is None:  # a run that diverged before its first log still reads
+        raise SystemExit(
+            f"mvm inspect: no logged history in {str(run_dir)!r} (no log.jsonl, no checkpoint with a"
+            " history); train with `mvm train --out RUN` first, or pass the folder it wrote."
+        )
     return run_dir, history, config, quality, diverged
 
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir, history, config, quality, diverged = read_run(args.run)
     report = diagnose(history, total_steps=config.get("steps"), quality=quality or None, diverged=diverged)
     plot = None
-    if not args.no_plot:
+    if not args.no_plot and history:
         plot = save_health_plot(history, Path(args.plot) if args.plot else run_dir / "health.png", report)
     if args.json:
         print(json.dumps(report, indent=2))

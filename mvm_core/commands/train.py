@@ -134,13 +134,15 @@ def run(args: argparse.Namespace) -> int:
     try:  # a start that fails (bad data, network, evaluator) leaves no half-made run folder
         evaluate = default_evaluator(config) if info.is_main else None
         # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
-        health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
+        evaluator = Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json")
+        health = HealthMonitor(quality=lambda: evaluator.last, final_path=run_dir / "metrics.json")
+        # at the end, the checkpoint is written first: a failing evaluation or plot costs nothing
         callbacks = [
-            Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
+            Checkpointer(every=config.checkpoint_every),
+            evaluator,
             JSONLLogger(run_dir / "log.jsonl"),
             SampleWriter(run_dir, every=config.sample_every),
             LossPlot(run_dir / "losses.png"),
-            Checkpointer(every=config.checkpoint_every),
             health,
         ]
         if not args.no_progress:
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
               f" checkpoint and outputs are saved in {run_dir}. Resume with:\n"
               f"  mvm train --resume {run_dir}", file=sys.stderr)
         return interrupt.exit_code
-    metrics = callbacks[0].last
+    metrics = evaluator.last
     workers = f" on {info.world_size} processes" if info.distributed else ""
     print(f"trained {trainer.state.step} steps in {elapsed:.1f} s{workers} -> {run_dir}")
     for key, value in metrics.items():
