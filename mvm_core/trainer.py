@@ -103,6 +103,16 @@ class TrainConfig:
         return cls(**values)
 
 
+def _load_tolerating_extra_state(module: nn.Module, state: dict[str, Any]) -> None:
+    """``module.load_state_dict(state)``, strict except for extra state (e.g. a memory bank's
+    rows) that checkpoints written before it was saved do not have."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("_extra_state")]
+    if missing or unexpected:
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__}: missing keys"
+                           f" {missing}, unexpected keys {unexpected}")
+
+
 def _check_optimizer_shapes(opt: torch.optim.Optimizer, name: str) -> None:
     """Moments loaded into ``opt`` have their parameter's shape (torch does not check it)."""
     for group in opt.param_groups:
@@ -674,7 +684,7 @@ class Trainer:
             if "metric_net" not in state:
                 raise ValueError("the checkpoint has no metric network but this trainer has one.")
             self.metric_net.load_state_dict(state["metric_net"])
-            self.metric_objective.load_state_dict(state["metric_objective"])
+            _load_tolerating_extra_state(self.metric_objective, state["metric_objective"])
             self.m_opt.load_state_dict(state["m_opt"])
         for opt, key in ((self.g_opt, "g_opt"), (self.m_opt, "m_opt")):
             if opt is not None:

@@ -167,3 +167,37 @@ def test_a_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
     save_file({"w": torch.ones(2)}, str(path), metadata={META_KEY: json.dumps({"w": {"__tensor__": "w"}})})
     with pytest.warns(UserWarning, match="no checksum"):
         assert torch.equal(load_checkpoint(path)["w"], torch.ones(2))
+
+
+def _bank_trainer(run_dir, device="cpu"):
+    from mvm_core.metric import MetricObjective
+    from mvm_core.mining import FaissHardNegativeMiner
+
+    torch.manual_seed(0)
+    miner = FaissHardNegativeMiner(k=2, source="both", bank=40)
+    return Trainer(MLPGenerator(hidden=16, depth=1), MLPMetricNet(emb_dim=4, hidden=16, depth=1),
+                   ring_dataset(n=256), TrainConfig(steps=6, batch_size=16, log_every=3, device=device,
+                                                    g_lr=1e-3, m_lr=1e-3),
+                   metric_objective=MetricObjective(miner=miner), run_dir=run_dir)
+
+
+def _split_equals_straight(tmp_path, device):
+    straight = _bank_trainer(tmp_path / "a", device)
+    straight.fit()
+    split = _bank_trainer(tmp_path / "b", device)
+    split.fit(steps=3)
+    split.save_checkpoint()
+    resumed = _bank_trainer(tmp_path / "b", device)
+    resumed.load_checkpoint(tmp_path / "b")
+    assert len(resumed.metric_objective.miner.bank) == 40  # the bank came back with its rows
+    resumed.fit()
+    assert_equal_state(straight.state_dict(), resumed.state_dict())
+
+
+def test_resume_with_a_memory_bank_is_exact(tmp_path):
+    _split_equals_straight(tmp_path, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_resume_restores_rng_states_on_the_cpu_and_is_exact(tmp_path):
+    _split_equals_straight(tmp_path, "cuda")
