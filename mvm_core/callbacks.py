@@ -218,7 +218,12 @@ class LossPlot(Callback):
 
 
 class Evaluator(Callback):
-    """Runs ``evaluate(trainer) -> dict`` every ``every`` steps (added to the record) and at the end."""
+    """Runs ``evaluate(trainer) -> dict`` every ``every`` steps (added to the record) and at the end.
+
+    The evaluation runs on forked random streams (torch's global CPU and CUDA generators are
+    restored afterwards), so evaluating never changes training: a run with ``every=500`` trains
+    the same weights as one with ``every=0``, and resumes the same way.
+    """
 
     def __init__(self, evaluate: Callable[[object], dict[str, float]], every: int = 0,
                  final_path: str | Path | None = None):
@@ -232,12 +237,19 @@ class Evaluator(Callback):
         """The trainer records the evaluation steps, so every evaluation is in the log."""
         return self.every
 
+    def _evaluate(self, trainer) -> dict[str, float]:
+        import torch
+
+        devices = [trainer.device] if getattr(trainer, "device", None) is not None and trainer.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self.evaluate(trainer)
+
     def on_step_end(self, trainer, record: dict) -> None:
         if self.every and record["step"] % self.every == 0:
-            self.last = self.evaluate(trainer)
+            self.last = self._evaluate(trainer)
             record.update(self.last)
 
     def on_train_end(self, trainer) -> None:
-        self.last = self.evaluate(trainer)
+        self.last = self._evaluate(trainer)
         if self.final_path is not None:
             trainer.write_json(self.final_path.name, {"step": trainer.state.step, **self.last})

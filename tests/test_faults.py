@@ -246,3 +246,20 @@ def test_an_overflowing_run_never_overwrites_its_good_checkpoint(tmp_path):
         trainer.fit()
     saved = load_checkpoint(tmp_path)  # finite: every weight and moment (else CheckpointError)
     assert saved["step"] <= trainer.state.step
+
+
+# ---- evaluation and training randomness --------------------------------------------------------
+def test_evaluation_does_not_change_training(tmp_path):
+    import torch
+
+    from mvm_core.checkpoint import load_checkpoint
+
+    common = ["--data", "digits", "--steps", "4", "--batch-size", "16", "--width", "8", "--emb-dim", "4",
+              "--log-every", "2", "--no-progress", "--device", "cpu", "--eval-samples", "100"]
+    assert main(["train", *common, "--eval-every", "0", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", *common, "--eval-every", "2", "--out", str(tmp_path / "b")]) == 0
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    for part in ("generator", "metric_net"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
