@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from .files import own_file
 from .plotting import save_image_grid, save_loss_curves, save_scatter
 
 
@@ -70,9 +71,10 @@ class JSONLLogger(Callback):
     def on_train_start(self, trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # on resume, drop lines past the checkpoint's step (and a torn last line): no duplicates
-        if self.path.exists():
+        kept = []
+        if self.path.exists() and not self.path.is_symlink():
             kept = [r for r in read_log(self.path) if r["step"] <= trainer.state.step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        own_file(self.path).write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.path.open("a")
 
     def on_step_end(self, trainer, record: dict) -> None:

@@ -21,7 +21,7 @@ from .trainer import Trainer
 #: the files and folders a run writes (what ``--overwrite`` removes before a new run starts)
 RUN_FILES = ("config.json", "log.jsonl", "checkpoint.safetensors", "metrics.json", "eval.json",
              "losses.png", "samples.png", "health.png", "tensorboard")
-RUN_GLOBS = ("samples_*.png", ".checkpoint.safetensors.*.tmp", "*.json.tmp")
+RUN_GLOBS = ("samples_*.png", ".checkpoint.safetensors.*.tmp", "*.json.tmp")  # see remove_orphans
 
 
 def holds_run(folder: Path) -> bool:
@@ -94,6 +94,16 @@ def release_run_dir(folder: Path) -> None:
         folder.rmdir()
     except OSError:  # other files are there: leave them
         pass
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Delete temporary files a killed run left behind (a checkpoint or JSON write cut short)."""
+    removed = []
+    for pattern in (".checkpoint.safetensors.*.tmp", "*.json.tmp"):
+        for target in folder.glob(pattern):
+            target.unlink(missing_ok=True)
+            removed.append(target)
+    return removed
 
 
 def saved_run_config(state: dict[str, Any], path: str | Path) -> dict[str, Any]:

@@ -263,3 +263,21 @@ def test_evaluation_does_not_change_training(tmp_path):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), (part, key)
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+# ---- run files ---------------------------------------------------------------------------------
+def test_resume_cleans_orphans_and_never_writes_through_links(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    orphan = run / ".checkpoint.safetensors.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    for name in ("log.jsonl", "losses.png", "samples.png"):
+        (run / name).unlink()
+        (run / name).symlink_to(outside)
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert not orphan.exists()
+    assert outside.read_text() == "precious\n"
+    for name in ("log.jsonl", "losses.png", "samples.png"):
+        assert not (run / name).is_symlink() and (run / name).stat().st_size > 0

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import default_evaluator
     from ..health import HealthMonitor
     from ..interrupts import stop_on_signals
-    from ..runs import claim_run_dir, release_run_dir, saved_run_config
+    from ..runs import claim_run_dir, release_run_dir, remove_orphans, saved_run_config
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         saved = on_main(lambda: load_checkpoint(run_dir))  # one read, the same state on every rank
         base = saved_run_config(saved, run_dir)
+        if info.is_main:
+            remove_orphans(run_dir)  # .tmp files of a write a kill cut short
         given = {k: v for k, v in overrides.items() if v is not None}
         config = build_run_config(base, {k: v for k, v in given.items() if k == "steps"})
         if set(given) - {"steps"}:
