@@ -107,12 +107,18 @@ def remove_orphans(folder: Path) -> list[Path]:
 
 
 def saved_run_config(state: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    """The RunConfig values a checkpoint of `mvm train` carries (a CheckpointError if none)."""
+    """The RunConfig values a checkpoint of `mvm train` carries (a CheckpointError if none), with
+    downloads turned off: the weights are in the checkpoint, and a file's config must never open
+    network access (``allow_download`` in any ``*_kwargs`` is set to False)."""
     values = state.get("extra", {}).get("run_config") if isinstance(state.get("extra"), dict) else None
     if not isinstance(values, dict):
         raise CheckpointError(f"{str(path)!r} holds no run config: it was not written by `mvm train`"
                               " (a checkpoint saved from Python is loaded with Trainer.load_checkpoint).")
-    return dict(values)
+    values = dict(values)
+    for key, kwargs in values.items():
+        if key.endswith("_kwargs") and isinstance(kwargs, dict) and "allow_download" in kwargs:
+            values[key] = {**kwargs, "allow_download": False}
+    return values
 
 
 def load_run(path: str | Path, device: str | None = None) -> Trainer:

@@ -281,3 +281,25 @@ def test_resume_cleans_orphans_and_never_writes_through_links(tmp_path):
     assert outside.read_text() == "precious\n"
     for name in ("log.jsonl", "losses.png", "samples.png"):
         assert not (run / name).is_symlink() and (run / name).stat().st_size > 0
+
+
+def test_a_reopened_run_never_turns_downloads_on(tmp_path, monkeypatch):
+    import mvm_core.build
+    from mvm_core.checkpoint import load_checkpoint, save_checkpoint
+    from mvm_core.runs import load_run
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    state = load_checkpoint(run)
+    state["extra"]["run_config"]["metric_net_kwargs"] = {"pretrained": True, "allow_download": True}
+    save_checkpoint(run / "checkpoint.safetensors", state)  # a crafted, self-consistent file
+    seen = {}
+
+    def capture(config, **kwargs):
+        seen["config"] = config
+        raise RuntimeError("stop after building the config")
+
+    monkeypatch.setattr(mvm_core.build, "build_trainer", capture)
+    with pytest.raises(RuntimeError, match="stop after"):
+        load_run(run)
+    assert seen["config"].metric_net_kwargs == {"pretrained": True, "allow_download": False}
