@@ -103,6 +103,20 @@ class TrainConfig:
         return cls(**values)
 
 
+def encode_history(history: list[dict[str, float]]) -> torch.Tensor:
+    """The logged records as UTF-8 JSON bytes in a uint8 tensor: stored with the tensors, not in
+    the checkpoint's header, whose size safetensors limits (a long run's history outgrows it)."""
+    data = json.dumps(history, default=float).encode()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+
+
+def decode_history(value: Any) -> list[dict[str, float]]:
+    """Inverse of :func:`encode_history`; a list (checkpoints written before it) passes through."""
+    if isinstance(value, torch.Tensor):
+        return json.loads(bytes(value.cpu().numpy().tobytes()).decode()) if value.numel() else []
+    return list(value)
+
+
 def _load_tolerating_extra_state(module: nn.Module, state: dict[str, Any]) -> None:
     """``module.load_state_dict(state)``, strict except for extra state (e.g. a memory bank's
     rows) that checkpoints written before it was saved do not have."""
@@ -642,7 +656,7 @@ class Trainer:
             "format": 1,
             "config": self.config.to_dict(),
             "step": self.state.step,
-            "history": self.state.history,
+            "history": encode_history(self.state.history),
             "generator": self.generator.state_dict(),
             "g_opt": self.g_opt.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
@@ -706,7 +720,7 @@ class Trainer:
         for t in self.terms:
             if hasattr(t.fn, "load_state_dict") and t.name in state.get("terms", {}):
                 t.fn.load_state_dict(state["terms"][t.name])
-        self.state = TrainerState(step=int(state["step"]), history=list(state.get("history", [])))
+        self.state = TrainerState(step=int(state["step"]), history=decode_history(state.get("history", [])))
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Atomically write all state to ``path`` (default ``run_dir/checkpoint.safetensors``).

@@ -44,7 +44,9 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
         from ..checkpoint import load_checkpoint
 
         state = load_checkpoint(checkpoint, check_finite=False)  # history and config only
-        history = history or list(state.get("history", []))
+        from ..trainer import decode_history
+
+        history = history or decode_history(state.get("history", []))
         config = config or dict(state.get("extra", {}).get("run_config", {}))
     quality: dict = {}
     diverged = None
