@@ -69,6 +69,29 @@ def _checkpoint_status(run_dir: Path) -> str:
         return f"The checkpoint is not usable: {error}"
 
 
+def _overrides_used(config: RunConfig) -> list[str]:
+    """The registry names this run uses whose entry a plugin replaced with ``override=True``."""
+    from ..registry import get_registry
+
+    used = [("generators", config.generator), ("backbones", config.metric_net),
+            ("metric_losses", config.metric_loss), ("miners", config.miner),
+            *(("regularizers", name) for name in config.regularizers)]
+    if isinstance(config.data, str) and ":" in config.data and not config.data.startswith("folder:"):
+        used.append(("datasets", config.data))
+    lines = []
+    for kind, name in used:
+        if not isinstance(name, str) or ":" not in name:  # auto, default, random, none
+            continue
+        try:
+            entry = get_registry(kind).get(name)
+        except Exception:  # noqa: BLE001 - build_trainer has resolved it; a lookup problem is no note
+            continue
+        if entry.overrides:
+            lines.append(f"{name} is plugin {entry.plugin!r}'s, replacing {', '.join(entry.overrides)}"
+                         " (registered with override=True)")
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML file of RunConfig keys (flags override it)")
     parser.add_argument("--out", help="run folder (default runs/<data>-<time>, made unique); a folder"
@@ -154,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
         if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
             callbacks = []
         trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+        overrides = _overrides_used(config)  # recorded in the checkpoint, announced once
+        if overrides:
+            trainer.extra_state["overrides"] = overrides
+            if info.is_main:
+                for line in overrides:
+                    print(f"mvm train: note: {line}", file=sys.stderr)
         if args.resume:
             trainer.load_state_dict(saved)
     except BaseException:
