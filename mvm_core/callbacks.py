@@ -155,13 +155,17 @@ class Checkpointer(Callback):
 
     def __init__(self, every: int = 500):
         self.every = every
+        self._saved_step: int | None = None
 
     def on_step(self, trainer, step: int) -> None:
         if self.every and step % self.every == 0:
             trainer.save_checkpoint()
+            self._saved_step = step
 
     def on_train_end(self, trainer) -> None:
-        trainer.save_checkpoint()
+        if self._saved_step != trainer.state.step:  # not saved already by the cadence
+            trainer.save_checkpoint()
+            self._saved_step = trainer.state.step
 
 
 class SampleWriter(Callback):
