@@ -54,8 +54,8 @@ def coerce(name: str, kind: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return coerce(name, inner, value)
+        inner = [a for a in args if a is not type(None)]
+        return coerce(name, inner[0], value) if len(inner) == 1 else value  # X | Y: not checked
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -106,11 +106,16 @@ def coerce(name: str, kind: Any, value: Any) -> Any:
 
 def check_fields(config: Any) -> None:
     """Coerce every field of the dataclass ``config`` in place to its type, then check its range."""
-    hints = typing.get_type_hints(type(config))
+    try:
+        hints = typing.get_type_hints(type(config))
+    except Exception:  # noqa: BLE001 - a subclass's annotations that do not resolve: ranges only
+        hints = {}
     for f in fields(config):
         if f.name in UNCHECKED:
             continue
-        value = coerce(f.name, hints[f.name], getattr(config, f.name))
+        value = getattr(config, f.name)
+        if f.name in hints:
+            value = coerce(f.name, hints[f.name], value)
         setattr(config, f.name, value)
         if value is not None and f.name in RANGES:
             ok, expected = RANGES[f.name]
