@@ -6,7 +6,8 @@ when a loss becomes NaN/inf, before :class:`~mvm_core.trainer.TrainingDiverged` 
 ``on_step_end`` runs on logged steps (every ``log_every`` steps, the last step, and the multiples of
 any callback's ``record_every``) with ``record``, the dict logged at that step; ``on_step`` runs
 after every step, after ``on_step_end``, so a cadence such as "checkpoint every 7 steps" is kept
-exactly whatever ``log_every`` is.
+exactly whatever ``log_every`` is. Under DDP, ask ``trainer.stop()`` from ``on_step_end`` (where
+the ranks agree on it), not from ``on_step``.
 
 Under DDP (torchrun) the trainer runs callbacks on rank 0 only, so logs, samples, plots,
 evaluations and checkpoints are written once; a callback that must run on every rank (one that

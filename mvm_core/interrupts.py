@@ -48,7 +48,7 @@ def stop_on_signals(trainer) -> Iterator[Interrupt]:
 
     def handle(signum, frame):
         caught.signum = signum
-        trainer.stop()
+        trainer.request_stop()  # under DDP all ranks stop at the same (logged) step
         for s, handler in previous.items():  # a second signal is not caught
             signal.signal(s, handler)
 

@@ -273,6 +273,7 @@ class Trainer:
         self.state = TrainerState()
         self._amp = cfg.amp and self.device.type == "cuda"
         self._stop = False
+        self._stop_requested = False  # set by request_stop (signals); merged at a synced step
         if self.dist.distributed:
             self._setup_distributed()
 
@@ -583,6 +584,13 @@ class Trainer:
         """Ask the loop to stop after the current step (for callbacks, e.g. early stopping)."""
         self._stop = True
 
+    def request_stop(self) -> None:
+        """Stop at a step every process agrees on (safe from a signal handler): the next step in
+        one process; under DDP the next logged step, where the ranks compare their requests."""
+        self._stop_requested = True
+        if not self.dist.distributed:
+            self._stop = True
+
     def fit(self, steps: int | None = None) -> list[dict[str, float]]:
         """Train until ``steps`` total steps (default ``config.steps``); returns the logged history."""
         target = self.config.steps if steps is None else steps
@@ -647,7 +655,7 @@ class Trainer:
                 with distributed.preserve_random_state(self.device, self.rng):
                     fn(self, *args)
         if hook == "on_step_end":  # a stop asked on one rank (e.g. by a rank-0 callback) stops all
-            self._stop = distributed.any_rank(self._stop, self.device)
+            self._stop = distributed.any_rank(self._stop or self._stop_requested, self.device)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
