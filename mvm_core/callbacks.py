@@ -1,9 +1,13 @@
 """Trainer callbacks: logs, progress bar, TensorBoard, samples, evaluation, checkpoints.
 
 A callback is any object with some of ``on_train_start(trainer)``, ``on_step_end(trainer, record)``,
-``on_train_end(trainer)`` and ``on_diverged(trainer, error)`` (called when a loss becomes NaN/inf,
-before :class:`~mvm_core.trainer.TrainingDiverged` propagates); ``record`` is the dict logged at
-that step.
+``on_step(trainer, step)``, ``on_train_end(trainer)`` and ``on_diverged(trainer, error)`` (called
+when a loss becomes NaN/inf, before :class:`~mvm_core.trainer.TrainingDiverged` propagates).
+``on_step_end`` runs on logged steps (every ``log_every`` steps, the last step, and the multiples of
+any callback's ``record_every``) with ``record``, the dict logged at that step; ``on_step`` runs
+after every step, after ``on_step_end``, so a cadence such as "checkpoint every 7 steps" is kept
+exactly whatever ``log_every`` is. Under DDP, ask ``trainer.stop()`` from ``on_step_end`` (where
+the ranks agree on it), not from ``on_step``.
 
 Under DDP (torchrun) the trainer runs callbacks on rank 0 only, so logs, samples, plots,
 evaluations and checkpoints are written once; a callback that must run on every rank (one that
@@ -16,6 +20,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from .files import own_file
 from .plotting import save_image_grid, save_loss_curves, save_scatter
 
 
@@ -33,8 +38,32 @@ class Callback:
     def on_diverged(self, trainer, error: Exception) -> None: ...
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a ``log.jsonl``; a torn last line (a kill or a full disk mid-write) is
+    skipped. A damaged line elsewhere raises a ``ValueError`` naming it."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:  # the torn end of an interrupted write
+                break
+            raise ValueError(f"{str(path)!r} line {i + 1} is not a JSON record: {line[:80]!r}.") from None
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    return records
+
+
 class JSONLLogger(Callback):
-    """Appends every logged record as one JSON line to ``path`` (flushed at each line)."""
+    """Appends every logged record as one JSON line to ``path`` (flushed at each line).
+
+    A write that fails (e.g. a full disk) is undone, so the log never ends in a torn line from
+    this writer; the error propagates and ends the run.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -42,21 +71,37 @@ class JSONLLogger(Callback):
 
     def on_train_start(self, trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # on resume, drop lines past the checkpoint's step so the log has no duplicates
-        if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= trainer.state.step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        # on resume, drop lines past the checkpoint's step (and a torn last line): no duplicates
+        kept = []
+        if self.path.exists() and not self.path.is_symlink():
+            kept = [r for r in read_log(self.path) if r["step"] <= trainer.state.step]
+        own_file(self.path).write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.path.open("a")
 
     def on_step_end(self, trainer, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        end = self._file.tell()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as error:  # the run ends: undo the partial line, close the log
+            _close_truncated(self._file, self.path, end)
+            self._file = None
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
     def on_train_end(self, trainer) -> None:
         if self._file:
             self._file.close()
             self._file = None
+
+
+def _close_truncated(file, path: Path, size: int) -> None:
+    """Close ``file`` (dropping what it could not write) and cut ``path`` back to ``size`` bytes."""
+    try:
+        file.close()
+    except OSError:  # the buffered rest fails again: it is dropped with the truncation below
+        pass
+    with open(path, "r+b") as f:
+        f.truncate(size)
 
 
 class ProgressBar(Callback):
@@ -111,13 +156,17 @@ class Checkpointer(Callback):
 
     def __init__(self, every: int = 500):
         self.every = every
+        self._saved_step: int | None = None
 
-    def on_step_end(self, trainer, record: dict) -> None:
-        if self.every and record["step"] % self.every == 0:
+    def on_step(self, trainer, step: int) -> None:
+        if self.every and step % self.every == 0:
             trainer.save_checkpoint()
+            self._saved_step = step
 
     def on_train_end(self, trainer) -> None:
-        trainer.save_checkpoint()
+        if self._saved_step != trainer.state.step:  # not saved already by the cadence
+            trainer.save_checkpoint()
+            self._saved_step = trainer.state.step
 
 
 class SampleWriter(Callback):
@@ -156,9 +205,9 @@ class SampleWriter(Callback):
         scale = 4 if targets.shape[-1] <= 16 else 2
         return save_image_grid(grid, self.folder / name, nrow=2 * len(columns), scale=scale)
 
-    def on_step_end(self, trainer, record: dict) -> None:
-        if self.every and record["step"] % self.every == 0:
-            self.write(trainer, f"samples_{record['step']:07d}.png")
+    def on_step(self, trainer, step: int) -> None:
+        if self.every and step % self.every == 0:
+            self.write(trainer, f"samples_{step:07d}.png")
 
     def on_train_end(self, trainer) -> None:
         self.write(trainer, "samples.png")
@@ -176,7 +225,12 @@ class LossPlot(Callback):
 
 
 class Evaluator(Callback):
-    """Runs ``evaluate(trainer) -> dict`` every ``every`` steps (added to the record) and at the end."""
+    """Runs ``evaluate(trainer) -> dict`` every ``every`` steps (added to the record) and at the end.
+
+    The evaluation runs on forked random streams (torch's global CPU and CUDA generators are
+    restored afterwards), so evaluating never changes training: a run with ``every=500`` trains
+    the same weights as one with ``every=0``, and resumes the same way.
+    """
 
     def __init__(self, evaluate: Callable[[object], dict[str, float]], every: int = 0,
                  final_path: str | Path | None = None):
@@ -185,12 +239,24 @@ class Evaluator(Callback):
         self.final_path = None if final_path is None else Path(final_path)
         self.last: dict[str, float] = {}
 
+    @property
+    def record_every(self) -> int:
+        """The trainer records the evaluation steps, so every evaluation is in the log."""
+        return self.every
+
+    def _evaluate(self, trainer) -> dict[str, float]:
+        import torch
+
+        devices = [trainer.device] if getattr(trainer, "device", None) is not None and trainer.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self.evaluate(trainer)
+
     def on_step_end(self, trainer, record: dict) -> None:
         if self.every and record["step"] % self.every == 0:
-            self.last = self.evaluate(trainer)
+            self.last = self._evaluate(trainer)
             record.update(self.last)
 
     def on_train_end(self, trainer) -> None:
-        self.last = self.evaluate(trainer)
+        self.last = self._evaluate(trainer)
         if self.final_path is not None:
             trainer.write_json(self.final_path.name, {"step": trainer.state.step, **self.last})

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+DEBUG_ENV = "MVM_DEBUG"
+# errors from what the user gave (flags, config, data, paths, installed packages): reported in
+# two lines, the message and how to see the traceback; other errors keep their traceback
+INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 
 # sub-command name -> module under mvm_core.commands (imported only when needed)
 COMMANDS: dict[str, str] = {
@@ -32,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mvm", description="Generative modeling by manifold matching over learned metrics."
     )
     parser.add_argument("--version", action="version", version=f"mvm-core {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of an error (also {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _load(name)
@@ -48,8 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from .errors import USER_ERRORS
+
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args._run(args) or 0)
+    except USER_ERRORS as error:  # a bad input or file: one line naming it and the fix
+        print(f"mvm {args.command}: {error}", file=sys.stderr)
+        return 2
+    except INPUT_ERRORS as error:  # bad flags, data, files, a missing optional package
+        if debug:
+            raise
+        print(f"mvm {args.command}: {error}\n(`mvm --debug {args.command} ...` or {DEBUG_ENV}=1 shows the"
+              " traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside training (which stops cleanly by itself): no traceback
+        print(f"mvm {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .files import own_file
+
 logger = logging.getLogger("mvm_core.health")
 
 # failure modes in order of priority: the first one found is the verdict (it explains the others)
@@ -710,7 +712,7 @@ def save_health_plot(history: Sequence[Mapping], path: str | Path,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(own_file(path))  # never through a symbolic link
     plt.close(fig)
     return path
 

@@ -319,7 +319,31 @@ class FakeEmbeddingBank(torch.nn.Module):
         self.reembed_batch_size = reembed_batch_size
         self.step = 0
         self.generation = 0  # bumped when the storage is re-created (reset, new dim/device)
+        # an empty buffer that follows .to(): where a bank restored from a checkpoint lives
+        self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
         self.reset()
+
+    _STATE = ("embeddings", "steps", "seqs", "samples")
+
+    def get_extra_state(self) -> dict:
+        """The bank's rows and counters, saved with the module's ``state_dict`` (exact resume)."""
+        state = {k: getattr(self, k) for k in self._STATE if getattr(self, k) is not None}
+        state.update(step=self.step, head=self.head, size=self.size, written=self.written)
+        return state
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore :meth:`get_extra_state`'s rows on this bank's device; an approximate index
+        over the bank is rebuilt from them (``generation`` changes)."""
+        self.reset()
+        device = self._device_anchor.device
+        for k in self._STATE:
+            if state.get(k) is not None:
+                setattr(self, k, state[k].to(device))
+        if self.embeddings is not None and len(self.embeddings) != self.capacity:
+            raise ValueError(f"the saved bank holds {len(self.embeddings)} rows; this one has"
+                             f" capacity {self.capacity}. Resume with the same bank size.")
+        self.step, self.head = int(state["step"]), int(state["head"])
+        self.size, self.written = int(state["size"]), int(state["written"])
 
     def reset(self) -> None:
         """Empty the bank (keeps ``step``)."""

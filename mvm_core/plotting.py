@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .files import own_file
+
 
 def _plt():
     import matplotlib
@@ -38,7 +40,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    img.save(own_file(path))
     return path
 
 
@@ -63,7 +65,7 @@ def save_scatter(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(own_file(path))
     plt.close(fig)
     return path
 
@@ -86,6 +88,6 @@ def save_loss_curves(history: Sequence[dict], path: str | Path,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(own_file(path))
     plt.close(fig)
     return path

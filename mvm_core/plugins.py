@@ -148,6 +148,12 @@ def _env_names(name: str) -> set[str] | None:
     return {_normalize(part) for part in raw.split(",") if part.strip()}
 
 
+def _reraise_interrupt(error: BaseException) -> None:
+    """A plugin's failure is contained, even ``sys.exit()``; the user's Ctrl-C is not."""
+    if isinstance(error, (KeyboardInterrupt, GeneratorExit)):
+        raise error
+
+
 def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -208,7 +214,8 @@ class PluginHost:
                 record = _Record(module_name, "mvm-core", __version__, builtin=True)
                 try:
                     plugin = importlib.import_module(module_name)
-                except Exception as error:
+                except BaseException as error:  # sys.exit() at import too; not Ctrl-C
+                    _reraise_interrupt(error)
                     self._failed(record, error, "could not be imported")
                     continue
                 self._add(record, plugin, strict=self._strict)
@@ -253,7 +260,8 @@ class PluginHost:
             else:
                 try:
                     plugin = ep.load()
-                except Exception as error:
+                except BaseException as error:  # sys.exit() at import too; not Ctrl-C
+                    _reraise_interrupt(error)
                     self._failed(record, error, "could not be imported")
                     continue
                 self._add(record, plugin, strict=self._strict)
@@ -353,7 +361,8 @@ class PluginHost:
                     raise TypeError(f"{caller.name} is a registration hook; it cannot be a wrapper")
                 args = {"register": Register(self._registries[kind], record.name)}
                 impl.function(**{name: args[name] for name in impl.argnames})
-            except Exception as error:
+            except BaseException as error:  # sys.exit() in a hook too; not Ctrl-C
+                _reraise_interrupt(error)
                 self._remove(record)
                 if strict:
                     record.status, record.error = "failed", _error_text(error)

@@ -1,7 +1,8 @@
 """A whole run described by one flat, serializable config: data, networks, objectives, schedule.
 
 Values come from, in increasing priority: the preset, a config file (YAML or TOML), command-line
-flags. Unknown keys are an error that names the key and the nearest valid one.
+flags. Unknown keys are an error that names the key and the nearest valid one; every value is
+checked for its field's type and range (:mod:`mvm_core.config_checks`), with a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .trainer import TrainConfig
 
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -82,7 +84,7 @@ def check_keys(values: dict[str, Any], source: str) -> None:
         if key not in valid:
             near = difflib.get_close_matches(key, valid, n=1)
             hint = f" Did you mean {near[0]!r}?" if near else f" Valid keys: {', '.join(valid)}."
-            raise ValueError(f"unknown config key {key!r} in {source}.{hint}")
+            raise ConfigError(f"unknown config key {key!r} in {source}.{hint}")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -90,23 +92,27 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+    if path.suffix not in (".yaml", ".yml", ".toml", ".json"):
+        raise ConfigError(f"config file must be .yaml, .yml, .toml or .json; got {path.name!r}.")
     text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
 
-        values = yaml.safe_load(text) or {}
-    elif path.suffix == ".toml":
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
-        values = tomllib.loads(text)
-    elif path.suffix == ".json":
-        values = json.loads(text)
-    else:
-        raise ValueError(f"config file must be .yaml, .yml, .toml or .json; got {path.name!r}.")
+            values = yaml.safe_load(text) or {}
+        elif path.suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except Exception as error:  # the parsers' syntax errors, with their line and column
+        message = " ".join(str(error).split())
+        raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix[1:].upper()}: {message}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of keys to values.")
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values.")
     check_keys(values, str(path))
     return values
 
@@ -121,7 +127,7 @@ def preset_values(preset: str, data: str) -> dict[str, Any]:
 
     if preset not in PRESETS:
         near = difflib.get_close_matches(preset, list(PRESETS), n=1)
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}"
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}"
                          + (f" (did you mean {near[0]!r}?)" if near else "") + ".")
     return PRESETS[preset]("points" if is_points(data) else "images")
 

@@ -28,11 +28,13 @@ from torch import nn
 
 from . import distributed
 from .checkpoint import FILENAME, load_checkpoint, save_checkpoint
+from .config_checks import check_fields
 from .context import StepContext, needs_pairs
 from .data.batches import BatchSource
 from .data.datasets import as_generative_dataset
 from .data.paired import is_paired
 from .ema import EMA
+from .errors import CheckpointError, ConfigError
 from .health import embedding_stats
 from .matching import ManifoldMatchingLoss, directed_hausdorff, hausdorff
 from .metric import MetricObjective
@@ -77,24 +79,17 @@ class TrainConfig:
     task: str = "generate"  # generate: G(z) from latents | paired: G(input) against its target
 
     def __post_init__(self):
-        self.g_betas = tuple(self.g_betas)
-        self.m_betas = tuple(self.m_betas)
+        check_fields(self)  # every field (a RunConfig's too): its type, then its range
         checks = [
-            (self.steps >= 0, "steps must be >= 0"),
-            (self.batch_size >= 2, "batch_size must be >= 2"),
-            (self.metric_steps >= 0, "metric_steps must be >= 0"),
-            (self.g_lr > 0 and self.m_lr > 0, "learning rates must be > 0"),
             (self.lr_schedule in ("constant", "cosine", "linear"),
              "lr_schedule must be 'constant', 'cosine' or 'linear'"),
-            (self.log_every >= 1, "log_every must be >= 1"),
             (self.task in TASKS, f"task must be one of {TASKS}"),
             (not (self.task == "paired" and self.conditional),
              "task='paired' conditions the generator on its inputs; set conditional=False"),
-            (self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0 or None"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"{message}; got {self}.")
+                raise ConfigError(f"{message}; got {self}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,8 +99,44 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
+            raise ConfigError(f"unknown TrainConfig keys {sorted(unknown)}; valid keys: {sorted(known)}.")
         return cls(**values)
+
+
+def encode_history(history: list[dict[str, float]]) -> torch.Tensor:
+    """The logged records as UTF-8 JSON bytes in a uint8 tensor: stored with the tensors, not in
+    the checkpoint's header, whose size safetensors limits (a long run's history outgrows it)."""
+    data = json.dumps(history, default=float).encode()
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+
+
+def decode_history(value: Any) -> list[dict[str, float]]:
+    """Inverse of :func:`encode_history`; a list (checkpoints written before it) passes through."""
+    if isinstance(value, torch.Tensor):
+        return json.loads(bytes(value.cpu().numpy().tobytes()).decode()) if value.numel() else []
+    return list(value)
+
+
+def _load_tolerating_extra_state(module: nn.Module, state: dict[str, Any]) -> None:
+    """``module.load_state_dict(state)``, strict except for extra state (e.g. a memory bank's
+    rows) that checkpoints written before it was saved do not have."""
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("_extra_state")]
+    if missing or unexpected:
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__}: missing keys"
+                           f" {missing}, unexpected keys {unexpected}")
+
+
+def _check_optimizer_shapes(opt: torch.optim.Optimizer, name: str) -> None:
+    """Moments loaded into ``opt`` have their parameter's shape (torch does not check it)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.ndim and value.shape != p.shape:
+                    raise CheckpointError(
+                        f"the checkpoint's {name} state {key!r} has shape {tuple(value.shape)} for a"
+                        f" parameter of shape {tuple(p.shape)}: it was saved from another model."
+                    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -190,7 +221,8 @@ class Trainer:
         metric_objective: the metric network's objective (default :class:`MetricObjective`).
         generator_terms: extra weighted generator losses, ``{name: (weight, term)}`` where
             ``term(ctx: StepContext) -> scalar`` (regularizers such as mode seeking, GFMN, ...).
-        callbacks: objects with optional ``on_train_start / on_step_end / on_train_end`` methods.
+        callbacks: objects with optional ``on_train_start / on_step_end / on_step / on_train_end``
+            methods (:mod:`mvm_core.callbacks`).
         run_dir: folder for checkpoints (needed for NaN-time saves and resume).
     """
 
@@ -241,6 +273,7 @@ class Trainer:
         self.state = TrainerState()
         self._amp = cfg.amp and self.device.type == "cuda"
         self._stop = False
+        self._stop_requested = False  # set by request_stop (signals); merged at a synced step
         if self.dist.distributed:
             self._setup_distributed()
 
@@ -419,13 +452,46 @@ class Trainer:
         if finite:
             return
         bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
-        path = self.save_checkpoint() if self.run_dir is not None else None  # rank 0 writes
+        # the state before this step is saved, unless an earlier update already left NaN/inf in
+        # the weights or optimizer moments: then the checkpoint on disk is the last good one
+        good = self._state_finite()
+        path = self.save_checkpoint() if self.run_dir is not None and good else None  # rank 0 writes
         distributed.barrier()  # under DDP the other ranks wait for the file before they exit
         saved = f" The last good state (before step {step}) is saved at {path}." if path else ""
+        if not good and self.run_dir is not None:
+            saved = (" The weights or optimizer moments were already NaN/inf (an earlier update"
+                     f" overflowed), so the checkpoint in {self.run_dir} was kept as it was.")
         found = ", ".join(f"{k}={float(values[k])}" for k in bad) if bad else "on another process"
         raise TrainingDiverged(
-            f"step {step}: the {network} loss term(s) {bad} became NaN/inf ({found}).{saved} Lower"
+            f"step {step}: the {network} loss term(s) {bad} became NaN/inf ({found}), before the"
+            f" update.{saved} Lower"
             " the learning rates, enable grad_clip, or check the data scale."
+        )
+
+    def _state_finite(self) -> bool:
+        """Whether every weight and optimizer moment is finite (a state worth saving)."""
+        tensors = [p for net in (self.generator, self.metric_net) if net is not None for p in net.parameters()]
+        for opt in (self.g_opt, self.m_opt):
+            for state in (opt.state.values() if opt is not None else ()):
+                tensors += [v for v in state.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+    def _weights_diverged(self, error: Exception) -> TrainingDiverged | None:
+        """A :class:`TrainingDiverged` when a network's weights are NaN/inf (an update from an
+        overflowing gradient), else None. The state is bad, so nothing is saved: the checkpoint
+        already in the run folder is the last good state and is left as it is."""
+        nets = {"generator": self.generator, "metric network": self.metric_net}
+        bad = [name for name, net in nets.items() if net is not None
+               and not all(bool(torch.isfinite(p).all()) for p in net.parameters())]
+        if not bad:
+            return None
+        saved = ""
+        if self.run_dir is not None and (self.run_dir / FILENAME).exists():
+            saved = f" The last good state is the checkpoint at {self.run_dir / FILENAME}, kept as it was."
+        return TrainingDiverged(
+            f"step {self.state.step}: the {' and '.join(bad)} weights became NaN/inf (the previous"
+            f" update overflowed; the losses then refused their input: {error}).{saved} Lower the"
+            " learning rates, enable grad_clip, or check the data scale."
         )
 
     def _clip(self, params) -> torch.Tensor:
@@ -477,10 +543,11 @@ class Trainer:
         values["loss_g"] = loss_g.detach()
         if self.terms and self.dist.distributed:  # the terms saw this rank's shard: average them
             values = distributed.mean_over_ranks(values)
-        self._check_finite(values, step, "generator")
         self.g_opt.zero_grad(set_to_none=True)
         loss_g.backward(inputs=g_params, retain_graph=cfg.metric_steps > 0)
         values["grad_norm_g"] = self._clip(g_params).detach()
+        # before the update: an inf gradient would leave inf moments and NaN weights behind
+        self._check_finite(values, step, "generator")
         self.g_opt.step()
         if self.ema is not None:
             self.ema.update(self.generator)
@@ -499,10 +566,10 @@ class Trainer:
                 loss_m = self.metric_objective(real_all, fake_all, step=step)
             else:
                 loss_m = self.metric_objective(real_all, fake_all)
-            self._check_finite({"loss_m": loss_m.detach()}, step, "metric")
             self.m_opt.zero_grad(set_to_none=True)
             loss_m.backward(inputs=m_params)
             grad_norm_m = self._clip(m_params)
+            self._check_finite({"loss_m": loss_m.detach(), "grad_norm_m": grad_norm_m.detach()}, step, "metric")
             self.m_opt.step()
             values["loss_m"] = loss_m.detach()
             values["grad_norm_m"] = grad_norm_m.detach()
@@ -516,6 +583,13 @@ class Trainer:
     def stop(self) -> None:
         """Ask the loop to stop after the current step (for callbacks, e.g. early stopping)."""
         self._stop = True
+
+    def request_stop(self) -> None:
+        """Stop at a step every process agrees on (safe from a signal handler): the next step in
+        one process; under DDP the next logged step, where the ranks compare their requests."""
+        self._stop_requested = True
+        if not self.dist.distributed:
+            self._stop = True
 
     def fit(self, steps: int | None = None) -> list[dict[str, float]]:
         """Train until ``steps`` total steps (default ``config.steps``); returns the logged history."""
@@ -531,13 +605,27 @@ class Trainer:
             except TrainingDiverged as error:  # callbacks may report it (health monitor) first
                 self._call("on_diverged", error)
                 raise
+            except ValueError as error:  # a loss's input check: NaN weights make NaN embeddings
+                diverged = self._weights_diverged(error)
+                if diverged is None:
+                    raise
+                self._call("on_diverged", diverged)
+                raise diverged from error
             step = self.state.step
-            if step % self.config.log_every == 0 or step == target:
+            if self._logged(step, target):
                 record = self._record(values, step)
                 self.state.history.append(record)
                 self._call("on_step_end", record)
+            self._call("on_step", step)
         self._call("on_train_end")
         return self.state.history
+
+    def _logged(self, step: int, target: int) -> bool:
+        """Whether ``step`` gets a record: every ``log_every`` steps, the last step, and the steps
+        a callback records on (its ``record_every``, e.g. an evaluation's cadence)."""
+        if step % self.config.log_every == 0 or step == target:
+            return True
+        return any((every := getattr(cb, "record_every", 0)) and step % every == 0 for cb in self.callbacks)
 
     def _record(self, values: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         record = {"step": step}
@@ -567,7 +655,7 @@ class Trainer:
                 with distributed.preserve_random_state(self.device, self.rng):
                     fn(self, *args)
         if hook == "on_step_end":  # a stop asked on one rank (e.g. by a rank-0 callback) stops all
-            self._stop = distributed.any_rank(self._stop, self.device)
+            self._stop = distributed.any_rank(self._stop or self._stop_requested, self.device)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -576,7 +664,7 @@ class Trainer:
             "format": 1,
             "config": self.config.to_dict(),
             "step": self.state.step,
-            "history": self.state.history,
+            "history": encode_history(self.state.history),
             "generator": self.generator.state_dict(),
             "g_opt": self.g_opt.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "trainer": self.rng.get_state()},
@@ -600,22 +688,38 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a state that does not fit this trainer (missing
+        parts, other shapes, another model) raises :class:`~mvm_core.errors.CheckpointError`."""
+        try:
+            self._load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            what = f"missing entry {error}" if isinstance(error, KeyError) else str(error).strip()
+            raise CheckpointError(f"the checkpoint does not fit this run's trainer: {what}. Resume"
+                                  " with the config the run was trained with.") from error
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
         self.g_opt.load_state_dict(state["g_opt"])
         if self.metric_net is not None:
             if "metric_net" not in state:
                 raise ValueError("the checkpoint has no metric network but this trainer has one.")
             self.metric_net.load_state_dict(state["metric_net"])
-            self.metric_objective.load_state_dict(state["metric_objective"])
+            _load_tolerating_extra_state(self.metric_objective, state["metric_objective"])
             self.m_opt.load_state_dict(state["m_opt"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rng.set_state(state["rng"]["trainer"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
+        for opt, key in ((self.g_opt, "g_opt"), (self.m_opt, "m_opt")):
+            if opt is not None:
+                _check_optimizer_shapes(opt, key)
+        rng = state["rng"]  # RNG states are CPU byte tensors, wherever the rest was loaded
+        torch.set_rng_state(rng["torch"].cpu())
+        self.rng.set_state(rng["trainer"].cpu())
+        if "cuda" in rng and torch.cuda.is_available():
             if self.dist.distributed and self.device.type == "cuda":  # all ranks: the saver's stream
-                saved = state["rng"]["cuda"][state["rng"].get("cuda_device", 0)]
-                torch.cuda.set_rng_state(saved, self.device)
+                saved = rng["cuda"][rng.get("cuda_device", 0)]
+                torch.cuda.set_rng_state(saved.cpu(), self.device)
             else:
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.batches.load_state_dict(state["batches"])
         if self.ema is not None:
             if "ema" not in state:
@@ -624,7 +728,7 @@ class Trainer:
         for t in self.terms:
             if hasattr(t.fn, "load_state_dict") and t.name in state.get("terms", {}):
                 t.fn.load_state_dict(state["terms"][t.name])
-        self.state = TrainerState(step=int(state["step"]), history=list(state.get("history", [])))
+        self.state = TrainerState(step=int(state["step"]), history=decode_history(state.get("history", [])))
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Atomically write all state to ``path`` (default ``run_dir/checkpoint.safetensors``).
@@ -648,7 +752,7 @@ class Trainer:
         if self.dist.distributed:
             self.load_state_dict(distributed.on_main(lambda: load_checkpoint(path, device="cpu")))
             return
-        self.load_state_dict(load_checkpoint(path, device=self.device))
+        self.load_state_dict(load_checkpoint(path, device="cpu"))  # load_state_dict places it
 
     def write_json(self, name: str, payload: Any) -> Path | None:
         """Write a JSON file into the run folder (atomic replace); None when nothing is written
@@ -658,6 +762,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / name
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=float))
-        tmp.replace(path)
+        try:
+            tmp.write_text(json.dumps(payload, indent=2, default=float))
+            tmp.replace(path)
+        except BaseException:  # e.g. a full disk: no partial file left behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path

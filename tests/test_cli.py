@@ -71,8 +71,12 @@ def test_resume_from_cli_equals_a_straight_run(tmp_path):
         torch.testing.assert_close(a["generator"][key], b["generator"][key])
 
 
-def test_bad_flags_fail_clearly(tmp_path):
+def test_bad_flags_fail_clearly(tmp_path, capsys):
+    argv = ["train", "--data", "mnist", "--out", str(tmp_path / "x"), "--no-progress"]
+    assert main(argv) == 2  # the message and how to see the traceback, no traceback
+    err = capsys.readouterr().err
+    assert "unknown data 'mnist'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
     with pytest.raises(ValueError, match="unknown data 'mnist'"):
-        main(["train", "--data", "mnist", "--out", str(tmp_path / "x"), "--no-progress"])
+        main(["--debug", *argv])
     with pytest.raises(SystemExit):
         main(["train", "--lr-schedule"])  # missing value: argparse error

@@ -443,3 +443,36 @@ def test_tiny_networks_are_seeded_and_leave_the_global_rng_alone(
     assert torch.equal(first, ctx.z[:3]) and torch.equal(second, ctx.z[3:])
     with pytest.raises(ValueError, match="even batch_size"):
         mvm_step_context(batch_size=5, pairs=True)
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_contained(mvm_fake_distribution, capsys):
+    mvm_fake_distribution("fake-exits", version="0.1", entry_points={"exits": "fake_exits"},
+                          modules={"fake_exits": "import sys\nsys.exit(3)\n"})
+    with _fresh_host(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert mvm_core.list_metric_losses("pml:Triplet*") == ["pml:TripletMarginLoss"]
+        assert cli.main(["plugins"]) == 0
+        out, _ = capsys.readouterr()
+        assert "exits  [FAILED]" in out and "SystemExit: 3" in out
+
+
+class ReplacesTheDefaultLoss:
+    @hookimpl
+    def mvm_register_metric_losses(self, register):
+        from mvm_core.metric import MvMTripletLoss
+
+        register("mvm:MvMTripletLoss", MvMTripletLoss, description="a replacement", override=True)
+
+
+def test_an_override_the_run_uses_is_announced_and_recorded(mvm_register_plugin, tmp_path, capsys):
+    from mvm_core.checkpoint import load_checkpoint
+
+    mvm_register_plugin(ReplacesTheDefaultLoss(), "loss-replacer")
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", "ring", "--steps", "2", "--batch-size", "16", "--width", "16",
+                     "--depth", "1", "--emb-dim", "4", "--no-progress", "--device", "cpu",
+                     "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert "mvm:MvMTripletLoss is plugin 'loss-replacer'" in err and "override=True" in err
+    (note,) = load_checkpoint(run)["extra"]["overrides"]
+    assert "replacing mvm_core.default_plugins" in note

@@ -33,7 +33,9 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
     history: list[dict] = []
     log = run_dir / "log.jsonl"
     if log.exists():
-        history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        from ..callbacks import read_log
+
+        history = read_log(log)  # a torn last line (killed mid-write) is skipped
     checkpoint = path if path.is_file() else run_dir / "checkpoint.safetensors"
     config: dict = {}
     if (run_dir / "config.json").exists():
@@ -41,14 +43,11 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
     if (not history or not config) and checkpoint.exists():
         from ..checkpoint import load_checkpoint
 
-        state = load_checkpoint(checkpoint)
-        history = history or list(state.get("history", []))
+        state = load_checkpoint(checkpoint, check_finite=False)  # history and config only
+        from ..trainer import decode_history
+
+        history = history or decode_history(state.get("history", []))
         config = config or dict(state.get("extra", {}).get("run_config", {}))
-    if not history:
-        raise SystemExit(
-            f"mvm inspect: no logged history in {str(run_dir)!r} (no log.jsonl, no checkpoint with a"
-            " history); train with `mvm train --out RUN` first, or pass the folder it wrote."
-        )
     quality: dict = {}
     diverged = None
     for name in ("metrics.json", "eval.json"):  # the offline evaluation, when run, wins
@@ -62,6 +61,11 @@ def read_run(path: str | Path) -> tuple[Path, list[dict], dict, dict, dict | Non
         for failure in health.get("failures", []):
             if failure["mode"] == "divergence" and failure["rule"].startswith("the trainer stopped"):
                 diverged = {"step": failure["step"], "message": failure["rule"].split(": ", 1)[-1]}
+    if not history and diverged is None:  # a run that diverged before its first log still reads
+        raise SystemExit(
+            f"mvm inspect: no logged history in {str(run_dir)!r} (no log.jsonl, no checkpoint with a"
+            " history); train with `mvm train --out RUN` first, or pass the folder it wrote."
+        )
     return run_dir, history, config, quality, diverged
 
 
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir, history, config, quality, diverged = read_run(args.run)
     report = diagnose(history, total_steps=config.get("steps"), quality=quality or None, diverged=diverged)
     plot = None
-    if not args.no_plot:
+    if not args.no_plot and history:
         plot = save_health_plot(history, Path(args.plot) if args.plot else run_dir / "health.png", report)
     if args.json:
         print(json.dumps(report, indent=2))

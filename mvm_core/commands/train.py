@@ -9,6 +9,7 @@ learning-rate schedule the decay is then stretched to the new total).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
@@ -52,9 +53,51 @@ def _kwargs(text: str) -> dict:
 _TYPES = {bool: _bool, int: int, float: float, str: str}
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _checkpoint_status(run_dir: Path) -> str:
+    """Which step the run's checkpoint on disk holds (checkpoints are written atomically)."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
+
+    try:
+        return f"The checkpoint of step {load_checkpoint(run_dir)['step']} is intact."
+    except FileNotFoundError:
+        return "No checkpoint was written before the disk filled."
+    except CheckpointError as error:
+        return f"The checkpoint is not usable: {error}"
+
+
+def _overrides_used(config: RunConfig) -> list[str]:
+    """The registry names this run uses whose entry a plugin replaced with ``override=True``."""
+    from ..registry import get_registry
+
+    used = [("generators", config.generator), ("backbones", config.metric_net),
+            ("metric_losses", config.metric_loss), ("miners", config.miner),
+            *(("regularizers", name) for name in config.regularizers)]
+    if isinstance(config.data, str) and ":" in config.data and not config.data.startswith("folder:"):
+        used.append(("datasets", config.data))
+    lines = []
+    for kind, name in used:
+        if not isinstance(name, str) or ":" not in name:  # auto, default, random, none
+            continue
+        try:
+            entry = get_registry(kind).get(name)
+        except Exception:  # noqa: BLE001 - build_trainer has resolved it; a lookup problem is no note
+            continue
+        if entry.overrides:
+            lines.append(f"{name} is plugin {entry.plugin!r}'s, replacing {', '.join(entry.overrides)}"
+                         " (registered with override=True)")
+    return lines
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML file of RunConfig keys (flags override it)")
-    parser.add_argument("--out", help="run folder (default runs/<data>-<time>)")
+    parser.add_argument("--out", help="run folder (default runs/<data>-<time>, made unique); a folder"
+                        " that holds a run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --out: replace the run that folder holds (its files are deleted)")
     parser.add_argument("--resume", metavar="RUN", help="resume the run in this folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     defaults = RunConfig()
@@ -85,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
         TensorBoardLogger,
     )
     from ..checkpoint import load_checkpoint
-    from ..distributed import broadcast_object, cleanup, init_distributed, is_distributed, on_main
+    from ..distributed import cleanup, init_distributed, is_distributed, on_main
     from ..evaluation import default_evaluator
     from ..health import HealthMonitor
+    from ..interrupts import stop_on_signals
+    from ..runs import claim_run_dir, release_run_dir, remove_orphans, saved_run_config
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
@@ -97,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         saved = on_main(lambda: load_checkpoint(run_dir))  # one read, the same state on every rank
-        base = saved["extra"]["run_config"]
+        base = saved_run_config(saved, run_dir)
+        if info.is_main:
+            remove_orphans(run_dir)  # .tmp files of a write a kill cut short
         given = {k: v for k, v in overrides.items() if v is not None}
         config = build_run_config(base, {k: v for k, v in given.items() if k == "steps"})
         if set(given) - {"steps"}:
@@ -105,47 +152,72 @@ def run(args: argparse.Namespace) -> int:
     else:
         file_values = read_config_file(args.config) if args.config else {}
         config = build_run_config(file_values, overrides)
-        run_dir = Path(args.out or f"runs/{config.data.replace(':', '-').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir = Path(broadcast_object(str(run_dir)))  # rank 0's clock names the folder
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        # rank 0 claims a folder no other run holds (config.json created exclusively)
+        run_dir = Path(on_main(lambda: str(claim_run_dir(config.to_dict(), args.out,
+                                                         overwrite=args.overwrite))))
 
-    evaluate = default_evaluator(config) if info.is_main else None
-    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
-    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
-    callbacks = [
-        Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
-        JSONLLogger(run_dir / "log.jsonl"),
-        SampleWriter(run_dir, every=config.sample_every),
-        LossPlot(run_dir / "losses.png"),
-        Checkpointer(every=config.checkpoint_every),
-        health,
-    ]
-    if not args.no_progress:
-        callbacks.append(ProgressBar())
-    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
-        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
-        callbacks = []
-    trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
-    if args.resume:
-        trainer.load_state_dict(saved)
+    try:  # a start that fails (bad data, network, evaluator) leaves no half-made run folder
+        evaluate = default_evaluator(config) if info.is_main else None
+        # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
+        evaluator = Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json")
+        health = HealthMonitor(quality=lambda: evaluator.last, final_path=run_dir / "metrics.json")
+        # at the end, the checkpoint is written first: a failing evaluation or plot costs nothing
+        callbacks = [
+            Checkpointer(every=config.checkpoint_every),
+            evaluator,
+            JSONLLogger(run_dir / "log.jsonl"),
+            SampleWriter(run_dir, every=config.sample_every),
+            LossPlot(run_dir / "losses.png"),
+            health,
+        ]
+        if not args.no_progress:
+            callbacks.append(ProgressBar())
+        if config.tensorboard and info.is_main:  # the writer creates its file when constructed
+            callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+        if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
+            callbacks = []
+        trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+        overrides = _overrides_used(config)  # recorded in the checkpoint, announced once
+        if overrides:
+            trainer.extra_state["overrides"] = overrides
+            if info.is_main:
+                for line in overrides:
+                    print(f"mvm train: note: {line}", file=sys.stderr)
+        if args.resume:
+            trainer.load_state_dict(saved)
+    except BaseException:
+        if not args.resume and info.is_main:
+            release_run_dir(run_dir)
+        raise
     start = time.time()
     try:
-        trainer.fit()
+        with stop_on_signals(trainer) as interrupt:  # Ctrl-C / SIGTERM: stop, save, say how to resume
+            trainer.fit()
     except TrainingDiverged as error:  # the health monitor has written the report by now
         cleanup()
         if info.is_main:
             print(f"mvm train: {error}\nRun health: divergence; `mvm inspect {run_dir}` shows the"
                   " evidence.", file=sys.stderr)
         return 1
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise
+        cleanup()
+        print(f"mvm train: no space left on the device at step {trainer.state.step} (writing"
+              f" {error.filename or run_dir}). {_checkpoint_status(run_dir)} Free some space, then"
+              f" resume with: mvm train --resume {run_dir}", file=sys.stderr)
+        return 1
     elapsed = time.time() - start
     if owns_group:
         cleanup()
     if not info.is_main:
         return 0
-    metrics = callbacks[0].last
+    if interrupt:
+        print(f"mvm train: {interrupt.name} at step {trainer.state.step} of {trainer.config.steps}; the"
+              f" checkpoint and outputs are saved in {run_dir}. Resume with:\n"
+              f"  mvm train --resume {run_dir}", file=sys.stderr)
+        return interrupt.exit_code
+    metrics = evaluator.last
     workers = f" on {info.world_size} processes" if info.distributed else ""
     print(f"trained {trainer.state.step} steps in {elapsed:.1f} s{workers} -> {run_dir}")
     for key, value in metrics.items():

@@ -92,7 +92,7 @@ class BatchSource:
                 f"checkpoint was made with a dataset of {len(state['perm'])} samples; this one has"
                 f" {len(self._perm)}. Resume with the same data."
             )
-        self.generator.set_state(state["generator"])
-        self._perm = state["perm"].clone()
+        self.generator.set_state(state["generator"].cpu())  # a CPU generator's state
+        self._perm = state["perm"].cpu().clone()
         self._pos = int(state["pos"])
         self.epoch = int(state["epoch"])
