@@ -5,19 +5,11 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .adversarial import gan_objectives
-from .data import (
-    GenerativeDataset,
-    PairedDataset,
-    digits_dataset,
-    image_folder_dataset,
-    mixture_dataset,
-    tensor_dataset,
-)
-from .data.toy import MIXTURES
+from .data import GenerativeDataset, PairedDataset
+from .data.sources import kind_of, load_data
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
@@ -32,42 +24,14 @@ METHODS = ("mvm", "gan", "none", "gfmn")
 
 def build_dataset(config: RunConfig) -> GenerativeDataset | PairedDataset:
     """``digits``, ``ring``, ``grid``, ``folder:PATH``, a ``.npy`` / ``.pt`` file of samples, or a
-    dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``."""
-    spec = config.data
-    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES:
-        raise ValueError(
-            f"data_kwargs {config.data_kwargs} apply to ring, grid and datasets named in the registry"
-            f" (like 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
-        )
-    if spec == "digits":
-        return digits_dataset(config.image_size, labels=True)
-    if spec in MIXTURES:  # kwargs of mvm_core.data.toy.ring / grid: modes, spacing, std, weights
-        try:
-            return mixture_dataset(MIXTURES[spec](**config.data_kwargs), seed=config.seed)
-        except TypeError as error:
-            params = ", ".join(inspect.signature(MIXTURES[spec]).parameters)
-            raise ValueError(f"--data-kwargs for {spec} take {params}; got {config.data_kwargs} ({error}).") from None
-    if spec.startswith("folder:"):
-        return image_folder_dataset(spec[len("folder:"):], config.image_size, config.channels)
-    path = Path(spec)
-    if path.suffix == ".npy" and path.exists():
-        return tensor_dataset(np.load(path, allow_pickle=False), name=path.name)
-    if path.suffix == ".pt" and path.exists():
-        return tensor_dataset(torch.load(path, weights_only=True), name=path.name)
-    if ":" in spec:  # a registered dataset (built-in mvm: names or a plugin's)
-        from .registry import resolve
-
-        return resolve("datasets", spec, **config.data_kwargs)
-    raise ValueError(
-        f"unknown data {spec!r}: use digits, ring, grid, folder:PATH (a folder of images), a"
-        " .npy / .pt file holding a tensor of samples, or a dataset name (`mvm list datasets`)."
-    )
+    dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``
+    (:func:`mvm_core.data.sources.load_data`)."""
+    return load_data(config.data, config.data_kwargs, image_size=config.image_size,
+                     channels=config.channels, seed=config.seed)
 
 
 def _declared(kind: str, name: str, values: dict) -> dict:
     """The entries of ``values`` that the factory registered as ``name`` declares as parameters."""
-    import inspect
-
     from .registry import get_registry
 
     factory = get_registry(kind).get(name).factory
@@ -187,14 +151,25 @@ def build_objectives(config: RunConfig) -> tuple[torch.nn.Module, MetricObjectiv
     return matching, MetricObjective(loss, miner=miner)
 
 
-def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=()) -> Trainer:
-    """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run)."""
+def describe_start(config: RunConfig, dataset) -> str:
+    """One line naming the preset and the recipe the data's sample shape chose, printed at start."""
+    kind = kind_of(dataset)
+    return (f"preset {config.preset!r} with its {kind} recipe: data {config.data!r},"
+            f" {len(dataset)} samples of shape {tuple(dataset.sample_shape)}")
+
+
+def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=(),
+                  dataset=None) -> Trainer:
+    """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run).
+
+    ``dataset`` replaces the data ``config.data`` names (in-memory data, see :func:`mvm_core.train`).
+    """
     from .registry import resolve
 
     if config.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
     torch.manual_seed(config.seed)
-    dataset = build_dataset(config)
+    dataset = build_dataset(config) if dataset is None else dataset
     check_task(config.task, dataset)  # before the networks: their arguments depend on the task
     generator, metric_net = build_networks(config, dataset)
     terms = build_terms(config, dataset)
@@ -220,5 +195,5 @@ def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callback
                    metric_objective=objective, **common)
 
 
-__all__ = ["build_dataset", "build_matching", "build_networks", "build_objectives", "build_terms",
+__all__ = ["build_dataset", "describe_start", "build_matching", "build_networks", "build_objectives", "build_terms",
            "build_trainer"]

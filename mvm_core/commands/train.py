@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..build import build_trainer
+    from ..build import build_trainer, describe_start
     from ..callbacks import (
         Checkpointer,
         Evaluator,
@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
         callbacks = []
     trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+    if info.is_main:
+        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
     if args.resume:
         trainer.load_state_dict(saved)
     start = time.time()
