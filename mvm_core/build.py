@@ -73,9 +73,22 @@ def _paired_networks(config: RunConfig, dataset: PairedDataset) -> tuple[torch.n
     return g, m
 
 
+def data_sizes(shape: tuple[int, ...]) -> dict[str, int]:
+    """What a sample shape fixes for a network: ``out_dim`` / ``in_dim`` of vectors, or
+    ``image_size`` and ``channels`` of ``(C, S, S)`` images."""
+    if len(shape) == 1:
+        return {"out_dim": shape[0], "in_dim": shape[0]}
+    return {"image_size": shape[-1], "channels": shape[0]}
+
+
 def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator and metric network: built-ins sized for the data (MLPs for points, DCGAN for
-    images), or registry names created with ``z_dim`` / ``emb_dim`` plus the ``*_kwargs`` given."""
+    images), or registry names created by the network contract (docs/plugins.md): ``z_dim`` for
+    generators and ``emb_dim`` for metric networks always; ``width``, ``depth`` (the config's),
+    ``image_size``, ``channels`` (images) or ``out_dim`` / ``in_dim`` (vectors) and
+    ``num_classes`` (conditional generators) when the factory's signature declares them; the
+    ``*_kwargs`` given last. Both networks are then checked against the data
+    (:func:`check_networks`), so a size mismatch fails here, not in the first step."""
     from .registry import resolve
 
     if config.task == "paired":
@@ -86,21 +99,79 @@ def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch
     shape = dataset.sample_shape
     points = len(shape) == 1
     z_dim = config.z_dim or (2 if points else 64)
+    sizes = {"width": config.width, "depth": config.depth, **data_sizes(shape)}
     if config.generator != "auto":
-        g = resolve("generators", config.generator, z_dim=z_dim, **config.generator_kwargs)
+        implied = {k: v for k, v in sizes.items() if k != "in_dim"}
+        if num_classes is not None:
+            implied["num_classes"] = num_classes
+        implied = _declared("generators", config.generator, implied)
+        g = resolve("generators", config.generator, z_dim=z_dim, **{**implied, **config.generator_kwargs})
     elif points:
         g = MLPGenerator(z_dim, shape[0], hidden=config.width, depth=config.depth, num_classes=num_classes)
     else:
         g = DCGANGenerator(z_dim, shape[-1], shape[0], width=config.width, num_classes=num_classes)
     if config.metric_net != "auto":
-        m = resolve("backbones", config.metric_net, emb_dim=config.emb_dim, **config.metric_net_kwargs)
+        implied = _declared("backbones", config.metric_net, {k: v for k, v in sizes.items() if k != "out_dim"})
+        m = resolve("backbones", config.metric_net, emb_dim=config.emb_dim,
+                    **{**implied, **config.metric_net_kwargs})
     elif points:
         m = MLPMetricNet(shape[0], config.emb_dim, hidden=config.width // 2, depth=config.depth,
                          spectral_norm=config.spectral_norm)
     else:
         m = DCGANMetricNet(shape[-1], shape[0], config.emb_dim, width=config.width,
                            spectral_norm=config.spectral_norm)
+    check_networks(g, m, dataset, num_classes=num_classes)
     return g, m
+
+
+@torch.no_grad()
+def check_networks(generator: torch.nn.Module, metric_net: torch.nn.Module | None, dataset,
+                   num_classes: int | None = None) -> None:
+    """Raise a ValueError naming both shapes when the generator's samples do not have the data's
+    sample shape or the metric network does not map the data's samples to ``(N, d)`` embeddings.
+
+    One forward of two samples per network in eval mode, with latent codes from a private random
+    generator: no parameter, statistic or global random state changes.
+    """
+    shape = tuple(dataset.sample_shape)
+    if not hasattr(generator, "z_dim"):
+        raise TypeError(f"the generator {type(generator).__name__} needs a `z_dim` attribute (the size"
+                        " of its latent code): set self.z_dim = z_dim in its __init__.")
+    z = torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(0))
+    cond = torch.zeros(2, dtype=torch.long) if num_classes else None
+
+    def probe(net, *inputs):
+        was_training = net.training
+        net.eval()
+        try:
+            return net(*inputs)
+        finally:
+            net.train(was_training)
+
+    try:
+        fake = probe(generator, z) if cond is None else probe(generator, z, cond)
+    except Exception as error:  # a factory/size mismatch inside the network
+        raise ValueError(f"the generator {type(generator).__name__} fails on latent codes of shape"
+                         f" {tuple(z.shape)}: {error}") from error
+    if not isinstance(fake, torch.Tensor) or tuple(fake.shape[1:]) != shape:
+        got = tuple(fake.shape[1:]) if isinstance(fake, torch.Tensor) else type(fake).__name__
+        raise ValueError(
+            f"the generator {type(generator).__name__} makes samples of shape {got} but the data's"
+            f" samples have shape {shape}: size the generator for the data (declare image_size /"
+            " channels or out_dim in its factory, or set --generator-kwargs)."
+        )
+    if metric_net is None:
+        return
+    real = torch.stack([dataset[i][0] for i in range(2)]).float()
+    try:
+        emb = probe(metric_net, real)
+    except Exception as error:
+        raise ValueError(f"the metric network {type(metric_net).__name__} cannot take the data's"
+                         f" samples of shape {shape} (batch {tuple(real.shape)}): {error}") from error
+    if not isinstance(emb, torch.Tensor) or emb.ndim != 2 or emb.shape[0] != 2:
+        got = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
+        raise ValueError(f"the metric network {type(metric_net).__name__} maps a batch of shape"
+                         f" {tuple(real.shape)} to {got}; it must return embeddings of shape (N, d).")
 
 
 def build_matching(config: RunConfig) -> torch.nn.Module:
@@ -195,5 +266,5 @@ def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callback
                    metric_objective=objective, **common)
 
 
-__all__ = ["build_dataset", "describe_start", "build_matching", "build_networks", "build_objectives", "build_terms",
+__all__ = ["build_dataset", "check_networks", "data_sizes", "describe_start", "build_matching", "build_networks", "build_objectives", "build_terms",
            "build_trainer"]
