@@ -33,7 +33,7 @@ def default(kind: str) -> dict[str, Any]:
     class share 0.57 of fair), against 197 and 0.11 with the MvM triplet as metric loss (same
     networks and budget). The reference's direction
     guidance is dropped (its batch-summed cosine rivals the margin and corrupts the metric).
-    Points (benchmarks/results/precision2d.md, benchmarks/twod/PROGRESS.md sessions 2-4): the
+    Points (benchmarks/results/precision2d.md, benchmarks/twod/PROGRESS.md): the
     reference metric objective (random tuples; FAISS hard negatives measured 79-85% HQ vs 85-86%)
     with energy-distance matching plus a nearest-real (Chamfer) pull of weight 0.5 (without it the
     grid loses most of its precision), Adam lr 1e-3 decayed linearly, 400-wide MLPs (PacGAN's
