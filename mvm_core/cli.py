@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # sub-command name -> module under mvm_core.commands (imported only when needed)
@@ -21,6 +22,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
+DEBUG_ENV = "MVM_CORE_DEBUG"
+DEBUG_HELP = f"show the full traceback of an error (or set {DEBUG_ENV}=1)"
+# what a bad config, flag, name, file or missing optional package raises: reported in one line
+USER_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError)
+
+
+def _message(error: BaseException) -> str:
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return str(text).strip() or type(error).__name__
+
+
 def _load(name: str):
     return importlib.import_module(f"mvm_core.commands.{COMMANDS[name]}")
 
@@ -32,11 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mvm", description="Generative modeling by manifold matching over learned metrics."
     )
     parser.add_argument("--version", action="version", version=f"mvm-core {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = _load(name)
         doc = (module.__doc__ or "").strip()
         command = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+        # after the command too (`mvm train --debug`); SUPPRESS keeps the top-level value otherwise
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
@@ -48,11 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"mvm {args.command}: error: {_message(error)}\n(--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

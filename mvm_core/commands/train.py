@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -69,25 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_kwargs, help="JSON object of keyword arguments")
         elif name in ("grad_clip", "ema_decay"):
             parser.add_argument(flag, type=float, help="a number, or omit to disable")
+        elif isinstance(value, bool):  # `--amp` alone means true; `--amp false` and `--no-amp` too
+            parser.add_argument(flag, type=_bool, nargs="?", const=True, metavar="BOOL",
+                                help=f"on when given alone (default: preset or {value!r})")
+            parser.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_const",
+                                const=False, help=argparse.SUPPRESS)
         else:
             parser.add_argument(flag, type=_TYPES[type(value)], help=f"(default: preset or {value!r})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..build import build_trainer, describe_start
-    from ..callbacks import (
-        Checkpointer,
-        Evaluator,
-        JSONLLogger,
-        LossPlot,
-        ProgressBar,
-        SampleWriter,
-        TensorBoardLogger,
-    )
     from ..checkpoint import load_checkpoint
     from ..distributed import broadcast_object, cleanup, init_distributed, is_distributed, on_main
-    from ..evaluation import default_evaluator
-    from ..health import HealthMonitor
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
@@ -107,30 +101,14 @@ def run(args: argparse.Namespace) -> int:
         config = build_run_config(file_values, overrides)
         run_dir = Path(args.out or f"runs/{config.data.replace(':', '-').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir = Path(broadcast_object(str(run_dir)))  # rank 0's clock names the folder
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-
-    evaluate = default_evaluator(config) if info.is_main else None
-    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
-    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
-    callbacks = [
-        Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
-        JSONLLogger(run_dir / "log.jsonl"),
-        SampleWriter(run_dir, every=config.sample_every),
-        LossPlot(run_dir / "losses.png"),
-        Checkpointer(every=config.checkpoint_every),
-        health,
-    ]
-    if not args.no_progress:
-        callbacks.append(ProgressBar())
-    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
-        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
-        callbacks = []
-    trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
-    if info.is_main:
-        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
+    # a folder this call creates is removed again if the run fails to start (bad data, networks)
+    created = info.is_main and not args.resume and not run_dir.exists()
+    try:
+        trainer, callbacks, health = _start(args, config, run_dir, info)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if args.resume:
         trainer.load_state_dict(saved)
     start = time.time()
@@ -156,3 +134,45 @@ def run(args: argparse.Namespace) -> int:
         print(f"run health: {health.report['status']}" + ("" if health.report["verdict"] == "healthy"
               else f" (`mvm inspect {run_dir}` shows the evidence)"))
     return 0
+
+
+def _start(args: argparse.Namespace, config: RunConfig, run_dir: Path, info):
+    """The run folder's config, the callbacks and a built trainer (the step that may fail on bad
+    data or networks)."""
+    from ..build import build_trainer, describe_start
+    from ..callbacks import (
+        Checkpointer,
+        Evaluator,
+        JSONLLogger,
+        LossPlot,
+        ProgressBar,
+        SampleWriter,
+        TensorBoardLogger,
+    )
+    from ..evaluation import default_evaluator
+    from ..health import HealthMonitor
+
+    if info.is_main and not args.resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    evaluate = default_evaluator(config) if info.is_main else None
+    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
+    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
+    callbacks = [
+        Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
+        JSONLLogger(run_dir / "log.jsonl"),
+        SampleWriter(run_dir, every=config.sample_every),
+        LossPlot(run_dir / "losses.png"),
+        Checkpointer(every=config.checkpoint_every),
+        health,
+    ]
+    if not args.no_progress:
+        callbacks.append(ProgressBar())
+    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
+        callbacks = []
+    trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+    if info.is_main:
+        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
+    return trainer, callbacks, health
