@@ -29,7 +29,8 @@ def train(data: Any = "digits", preset: str = "default", steps: int | None = Non
         preset: ``"default"`` (measured best), ``"reference"`` (the published formulation), ...
         steps: training steps (default: the preset's budget).
         labels: class ids for in-memory samples (needed with ``conditional=True``).
-        run_dir: a folder for checkpoints; ``None`` keeps the run in memory.
+        run_dir: a folder for the run's checkpoint (every ``checkpoint_every`` steps and at the
+            end; :func:`mvm_core.runs.load_run` reopens it); ``None`` keeps the run in memory.
         progress: show a progress bar.
         verbose: print the chosen preset and recipe at start.
         callbacks: extra callbacks (``on_train_start`` / ``on_step_end`` / ``on_train_end``).
@@ -61,6 +62,11 @@ def train(data: Any = "digits", preset: str = "default", steps: int | None = Non
         kind = kind_of(dataset)
     config = build_run_config({}, values, kind=kind)
     extra = list(callbacks)
+    if run_dir is not None:
+        from .callbacks import Checkpointer
+
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        extra.append(Checkpointer(every=config.checkpoint_every))
     if progress:
         from .callbacks import ProgressBar
 
