@@ -80,14 +80,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..build import build_trainer, describe_start
+    from ..callbacks import (
+        Checkpointer,
+        Evaluator,
+        JSONLLogger,
+        LossPlot,
+        ProgressBar,
+        SampleWriter,
+        TensorBoardLogger,
+    )
     from ..checkpoint import load_checkpoint
     from ..distributed import broadcast_object, cleanup, init_distributed, is_distributed, on_main
+    from ..evaluation import default_evaluator
+    from ..health import HealthMonitor
     from ..trainer import TrainingDiverged
 
     # under torchrun: join the process group; rank 0 reads and writes files, the others follow
     owns_group = not is_distributed()  # called from a script that already joined: leave it open
     info = init_distributed()
     overrides = {k: getattr(args, k) for k in RunConfig.valid_keys()}
+    created = False  # whether this call made the run folder
     if args.resume:
         run_dir = Path(args.resume)
         saved = on_main(lambda: load_checkpoint(run_dir))  # one read, the same state on every rank
@@ -101,16 +114,38 @@ def run(args: argparse.Namespace) -> int:
         config = build_run_config(file_values, overrides)
         run_dir = Path(args.out or f"runs/{config.data.replace(':', '-').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir = Path(broadcast_object(str(run_dir)))  # rank 0's clock names the folder
-    # a folder this call creates is removed again if the run fails to start (bad data, networks)
-    created = info.is_main and not args.resume and not run_dir.exists()
-    try:
-        trainer, callbacks, health = _start(args, config, run_dir, info)
+        if info.is_main:
+            created = not run_dir.exists()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    try:  # a start that fails (bad data, networks) removes the run folder it created
+        evaluate = default_evaluator(config) if info.is_main else None
+        # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
+        health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
+        callbacks = [
+            Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
+            JSONLLogger(run_dir / "log.jsonl"),
+            SampleWriter(run_dir, every=config.sample_every),
+            LossPlot(run_dir / "losses.png"),
+            Checkpointer(every=config.checkpoint_every),
+            health,
+        ]
+        if not args.no_progress:
+            callbacks.append(ProgressBar())
+        if config.tensorboard and info.is_main:  # the writer creates its file when constructed
+            callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
+        if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
+            callbacks = []
+        trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
+        if args.resume:
+            trainer.load_state_dict(saved)
     except BaseException:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    if args.resume:
-        trainer.load_state_dict(saved)
+    if info.is_main:
+        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
     start = time.time()
     try:
         trainer.fit()
@@ -134,45 +169,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"run health: {health.report['status']}" + ("" if health.report["verdict"] == "healthy"
               else f" (`mvm inspect {run_dir}` shows the evidence)"))
     return 0
-
-
-def _start(args: argparse.Namespace, config: RunConfig, run_dir: Path, info):
-    """The run folder's config, the callbacks and a built trainer (the step that may fail on bad
-    data or networks)."""
-    from ..build import build_trainer, describe_start
-    from ..callbacks import (
-        Checkpointer,
-        Evaluator,
-        JSONLLogger,
-        LossPlot,
-        ProgressBar,
-        SampleWriter,
-        TensorBoardLogger,
-    )
-    from ..evaluation import default_evaluator
-    from ..health import HealthMonitor
-
-    if info.is_main and not args.resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    evaluate = default_evaluator(config) if info.is_main else None
-    # run health: status in the progress bar (placed before it), warnings, "health" in metrics.json
-    health = HealthMonitor(quality=lambda: callbacks[0].last, final_path=run_dir / "metrics.json")
-    callbacks = [
-        Evaluator(evaluate, every=config.eval_every, final_path=run_dir / "metrics.json"),
-        JSONLLogger(run_dir / "log.jsonl"),
-        SampleWriter(run_dir, every=config.sample_every),
-        LossPlot(run_dir / "losses.png"),
-        Checkpointer(every=config.checkpoint_every),
-        health,
-    ]
-    if not args.no_progress:
-        callbacks.append(ProgressBar())
-    if config.tensorboard and info.is_main:  # the writer creates its file when constructed
-        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    if not info.is_main:  # logs, samples, evaluation and checkpoints: rank 0 only
-        callbacks = []
-    trainer = build_trainer(config, run_dir=run_dir, callbacks=callbacks)
-    if info.is_main:
-        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
-    return trainer, callbacks, health
