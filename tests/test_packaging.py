@@ -27,6 +27,8 @@ PROVIDERS = {
     "sklearn": {"scikit-learn"}, "scipy": {"scipy"}, "matplotlib": {"matplotlib"},
     "yaml": {"pyyaml"}, "tqdm": {"tqdm"}, "tomli": {"tomli"}, "PIL": {"pillow"},
     "torchvision": {"torchvision"}, "skimage": {"scikit-image"}, "pytest": {"pytest"},
+    "mvm_core": {"mvm-core"}, "timm": {"timm"}, "lpips": {"lpips"},
+    "huggingface_hub": {"huggingface-hub", "timm"},  # a dependency of timm, imported with it
 }
 
 
@@ -34,8 +36,7 @@ def _name(requirement: str) -> str:
     return re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
 
 
-def _third_party_imports(package: Path) -> set[str]:
-    local = {"mvm_core", "mvm_core_pytest"}
+def _third_party_imports(package: Path, local=("mvm_core", "mvm_core_pytest")) -> set[str]:
     found = set()
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -102,6 +103,18 @@ def test_the_fixtures_work_through_both_module_names(mvm_step_context):
 
     assert mvm_core.testing.mvm_plugins is mvm_core_pytest.mvm_plugins
     assert mvm_step_context(batch_size=4).fake.shape == (4, 2)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=[p.name for p in PLUGINS])
+def test_every_plugin_declares_what_it_imports(plugin):
+    meta = tomllib.loads((plugin / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in meta["dependencies"]}
+    declared |= {_name(r) for deps in meta.get("optional-dependencies", {}).values() for r in deps}
+    packages = [d for d in plugin.iterdir() if (d / "__init__.py").exists()]
+    assert packages, plugin
+    imported = set().union(*(_third_party_imports(d, local=(d.name,)) for d in packages))
+    assert imported - set(PROVIDERS) == set()
+    assert {m for m in imported if not PROVIDERS[m] & declared} == set()
 
 
 @pytest.mark.parametrize("plugin", [p.name for p in PLUGINS])
