@@ -57,7 +57,7 @@ ABLATION_STEPS = 3000
 ABLATION: dict[str, tuple[str, dict]] = {
     "default": ("the `default` preset", {}),
     "-batch": ("batch 100 instead of 256 (the reference's batch)", {"batch_size": 100}),
-    "-width": ("128-wide MLPs instead of 400 (the session-2 default)", {"width": 128}),
+    "-width": ("128-wide MLPs instead of 400 (the earlier default)", {"width": 128}),
     "-chamfer": ("no nearest-real (Chamfer) term", {"chamfer_weight": 0.0}),
     "-energy": ("centroid + sorted p-diameter matching instead of energy + Chamfer",
                 {"matching": "centroid-diameter"}),

@@ -74,7 +74,7 @@ MIXTURES = ("ring", "grid")
 # Published numbers on the same benchmarks: modes captured, high-quality %, reverse KL.
 # PacGAN: Lin, Khetan, Fanti & Oh, "PacGAN: The power of two samples in GANs", NeurIPS 2018,
 # Table 1 (mean over 10 trials; their code: github.com/fjxmlzn/PacGAN); transcribed in
-# shared/METHODS.md. VEEGAN: Srivastava et al., NeurIPS 2017, Table 1 (5 runs, no KL column); its
+# docs/method.md. VEEGAN: Srivastava et al., NeurIPS 2017, Table 1 (5 runs, no KL column); its
 # table is an image in every source reachable from this machine, so the VEEGAN-paper numbers below
 # are as remembered from the paper and NOT verified here (marked so in every table).
 PUBLISHED: list[dict] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # hooks, plugins and registries are light: plugin code is imported on first registry use
+from .api import train
 from .hookspecs import hookimpl
 from .matching import (
     ManifoldMatchingLoss,
@@ -91,4 +92,5 @@ __all__ = [
     "register_plugin",
     "resolve",
     "squared_euclidean",
+    "train",
 ]

@@ -5,19 +5,11 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .adversarial import gan_objectives
-from .data import (
-    GenerativeDataset,
-    PairedDataset,
-    digits_dataset,
-    image_folder_dataset,
-    mixture_dataset,
-    tensor_dataset,
-)
-from .data.toy import MIXTURES
+from .data import GenerativeDataset, PairedDataset
+from .data.sources import kind_of, load_data
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
 from .nets import DCGANGenerator, DCGANMetricNet, MLPGenerator, MLPMetricNet
@@ -32,42 +24,14 @@ METHODS = ("mvm", "gan", "none", "gfmn")
 
 def build_dataset(config: RunConfig) -> GenerativeDataset | PairedDataset:
     """``digits``, ``ring``, ``grid``, ``folder:PATH``, a ``.npy`` / ``.pt`` file of samples, or a
-    dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``."""
-    spec = config.data
-    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES:
-        raise ValueError(
-            f"data_kwargs {config.data_kwargs} apply to ring, grid and datasets named in the registry"
-            f" (like 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
-        )
-    if spec == "digits":
-        return digits_dataset(config.image_size, labels=True)
-    if spec in MIXTURES:  # kwargs of mvm_core.data.toy.ring / grid: modes, spacing, std, weights
-        try:
-            return mixture_dataset(MIXTURES[spec](**config.data_kwargs), seed=config.seed)
-        except TypeError as error:
-            params = ", ".join(inspect.signature(MIXTURES[spec]).parameters)
-            raise ValueError(f"--data-kwargs for {spec} take {params}; got {config.data_kwargs} ({error}).") from None
-    if spec.startswith("folder:"):
-        return image_folder_dataset(spec[len("folder:"):], config.image_size, config.channels)
-    path = Path(spec)
-    if path.suffix == ".npy" and path.exists():
-        return tensor_dataset(np.load(path, allow_pickle=False), name=path.name)
-    if path.suffix == ".pt" and path.exists():
-        return tensor_dataset(torch.load(path, weights_only=True), name=path.name)
-    if ":" in spec:  # a registered dataset (built-in mvm: names or a plugin's)
-        from .registry import resolve
-
-        return resolve("datasets", spec, **config.data_kwargs)
-    raise ValueError(
-        f"unknown data {spec!r}: use digits, ring, grid, folder:PATH (a folder of images), a"
-        " .npy / .pt file holding a tensor of samples, or a dataset name (`mvm list datasets`)."
-    )
+    dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``
+    (:func:`mvm_core.data.sources.load_data`)."""
+    return load_data(config.data, config.data_kwargs, image_size=config.image_size,
+                     channels=config.channels, seed=config.seed)
 
 
 def _declared(kind: str, name: str, values: dict) -> dict:
     """The entries of ``values`` that the factory registered as ``name`` declares as parameters."""
-    import inspect
-
     from .registry import get_registry
 
     factory = get_registry(kind).get(name).factory
@@ -109,9 +73,22 @@ def _paired_networks(config: RunConfig, dataset: PairedDataset) -> tuple[torch.n
     return g, m
 
 
+def data_sizes(shape: tuple[int, ...]) -> dict[str, int]:
+    """What a sample shape fixes for a network: ``out_dim`` / ``in_dim`` of vectors, or
+    ``image_size`` and ``channels`` of ``(C, S, S)`` images."""
+    if len(shape) == 1:
+        return {"out_dim": shape[0], "in_dim": shape[0]}
+    return {"image_size": shape[-1], "channels": shape[0]}
+
+
 def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The generator and metric network: built-ins sized for the data (MLPs for points, DCGAN for
-    images), or registry names created with ``z_dim`` / ``emb_dim`` plus the ``*_kwargs`` given."""
+    images), or registry names created by the network contract (docs/plugins.md): ``z_dim`` for
+    generators and ``emb_dim`` for metric networks always; ``width``, ``depth`` (the config's),
+    ``image_size``, ``channels`` (images) or ``out_dim`` / ``in_dim`` (vectors) and
+    ``num_classes`` (conditional generators) when the factory's signature declares them; the
+    ``*_kwargs`` given last. Both networks are then checked against the data
+    (:func:`check_networks`), so a size mismatch fails here, not in the first step."""
     from .registry import resolve
 
     if config.task == "paired":
@@ -122,21 +99,79 @@ def build_networks(config: RunConfig, dataset: GenerativeDataset) -> tuple[torch
     shape = dataset.sample_shape
     points = len(shape) == 1
     z_dim = config.z_dim or (2 if points else 64)
+    sizes = {"width": config.width, "depth": config.depth, **data_sizes(shape)}
     if config.generator != "auto":
-        g = resolve("generators", config.generator, z_dim=z_dim, **config.generator_kwargs)
+        implied = {k: v for k, v in sizes.items() if k != "in_dim"}
+        if num_classes is not None:
+            implied["num_classes"] = num_classes
+        implied = _declared("generators", config.generator, implied)
+        g = resolve("generators", config.generator, z_dim=z_dim, **{**implied, **config.generator_kwargs})
     elif points:
         g = MLPGenerator(z_dim, shape[0], hidden=config.width, depth=config.depth, num_classes=num_classes)
     else:
         g = DCGANGenerator(z_dim, shape[-1], shape[0], width=config.width, num_classes=num_classes)
     if config.metric_net != "auto":
-        m = resolve("backbones", config.metric_net, emb_dim=config.emb_dim, **config.metric_net_kwargs)
+        implied = _declared("backbones", config.metric_net, {k: v for k, v in sizes.items() if k != "out_dim"})
+        m = resolve("backbones", config.metric_net, emb_dim=config.emb_dim,
+                    **{**implied, **config.metric_net_kwargs})
     elif points:
         m = MLPMetricNet(shape[0], config.emb_dim, hidden=config.width // 2, depth=config.depth,
                          spectral_norm=config.spectral_norm)
     else:
         m = DCGANMetricNet(shape[-1], shape[0], config.emb_dim, width=config.width,
                            spectral_norm=config.spectral_norm)
+    check_networks(g, m, dataset, num_classes=num_classes)
     return g, m
+
+
+@torch.no_grad()
+def check_networks(generator: torch.nn.Module, metric_net: torch.nn.Module | None, dataset,
+                   num_classes: int | None = None) -> None:
+    """Raise a ValueError naming both shapes when the generator's samples do not have the data's
+    sample shape or the metric network does not map the data's samples to ``(N, d)`` embeddings.
+
+    One forward of two samples per network in eval mode, with latent codes from a private random
+    generator: no parameter, statistic or global random state changes.
+    """
+    shape = tuple(dataset.sample_shape)
+    if not hasattr(generator, "z_dim"):
+        raise TypeError(f"the generator {type(generator).__name__} needs a `z_dim` attribute (the size"
+                        " of its latent code): set self.z_dim = z_dim in its __init__.")
+    z = torch.randn(2, int(generator.z_dim), generator=torch.Generator().manual_seed(0))
+    cond = torch.zeros(2, dtype=torch.long) if num_classes else None
+
+    def probe(net, *inputs):
+        was_training = net.training
+        net.eval()
+        try:
+            return net(*inputs)
+        finally:
+            net.train(was_training)
+
+    try:
+        fake = probe(generator, z) if cond is None else probe(generator, z, cond)
+    except Exception as error:  # a factory/size mismatch inside the network
+        raise ValueError(f"the generator {type(generator).__name__} fails on latent codes of shape"
+                         f" {tuple(z.shape)}: {error}") from error
+    if not isinstance(fake, torch.Tensor) or tuple(fake.shape[1:]) != shape:
+        got = tuple(fake.shape[1:]) if isinstance(fake, torch.Tensor) else type(fake).__name__
+        raise ValueError(
+            f"the generator {type(generator).__name__} makes samples of shape {got} but the data's"
+            f" samples have shape {shape}: size the generator for the data (declare image_size /"
+            " channels or out_dim in its factory, or set --generator-kwargs)."
+        )
+    if metric_net is None:
+        return
+    real = torch.stack([dataset[i][0] for i in range(2)]).float()
+    try:
+        emb = probe(metric_net, real)
+    except Exception as error:
+        raise ValueError(f"the metric network {type(metric_net).__name__} cannot take the data's"
+                         f" samples of shape {shape} (batch {tuple(real.shape)}): {error}") from error
+    if not isinstance(emb, torch.Tensor) or emb.ndim != 2 or emb.shape[0] != 2:
+        got = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
+        raise ValueError(f"the metric network {type(metric_net).__name__} maps a batch of shape"
+                         f" {tuple(real.shape)} to {got}; it must return embeddings of shape (N, d).")
 
 
 def build_matching(config: RunConfig) -> torch.nn.Module:
@@ -187,14 +222,25 @@ def build_objectives(config: RunConfig) -> tuple[torch.nn.Module, MetricObjectiv
     return matching, MetricObjective(loss, miner=miner)
 
 
-def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=()) -> Trainer:
-    """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run)."""
+def describe_start(config: RunConfig, dataset) -> str:
+    """One line naming the preset and the recipe the data's sample shape chose, printed at start."""
+    kind = kind_of(dataset)
+    return (f"preset {config.preset!r} with its {kind} recipe: data {config.data!r},"
+            f" {len(dataset)} samples of shape {tuple(dataset.sample_shape)}")
+
+
+def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callbacks=(),
+                  dataset=None) -> Trainer:
+    """A ready-to-fit trainer for ``config`` (seeded: the same config gives the same run).
+
+    ``dataset`` replaces the data ``config.data`` names (in-memory data, see :func:`mvm_core.train`).
+    """
     from .registry import resolve
 
     if config.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {config.method!r}.")
     torch.manual_seed(config.seed)
-    dataset = build_dataset(config)
+    dataset = build_dataset(config) if dataset is None else dataset
     check_task(config.task, dataset)  # before the networks: their arguments depend on the task
     generator, metric_net = build_networks(config, dataset)
     terms = build_terms(config, dataset)
@@ -220,5 +266,5 @@ def build_trainer(config: RunConfig, run_dir: str | Path | None = None, callback
                    metric_objective=objective, **common)
 
 
-__all__ = ["build_dataset", "build_matching", "build_networks", "build_objectives", "build_terms",
+__all__ = ["build_dataset", "check_networks", "data_sizes", "describe_start", "build_matching", "build_networks", "build_objectives", "build_terms",
            "build_trainer"]

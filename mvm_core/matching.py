@@ -24,7 +24,7 @@ Two forms of the diameter term are provided:
 Distances are pytorch-metric-learning distance objects. The default is the squared Euclidean
 distance on unnormalized embeddings, as in the reference code (``LpDistance(p=2, power=2,
 normalize_embeddings=False)``); pml's own default normalizes embeddings, which makes MvM collapse
-(see ``shared/METHODS.md``).
+(see ``docs/method.md``).
 """
 
 from __future__ import annotations

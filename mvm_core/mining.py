@@ -75,7 +75,8 @@ PositiveSelection = Literal["random", "hardest"]
 StalePolicy = Literal["drop", "reembed"]
 Backend = Literal["auto", "faiss", "torch"]
 
-FAISS_INSTALL = "pip install faiss-cpu (or faiss-gpu on a CUDA machine)"
+FAISS_INSTALL = ('pip install faiss-cpu (or faiss-gpu on a CUDA machine; with mvm-core: '
+                 'pip install "mvm-core[faiss]" or "mvm-core[faiss-gpu]")')
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # 4M distances (16 MiB in float32) per block in the torch search
 
 

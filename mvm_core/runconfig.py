@@ -117,24 +117,28 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def is_points(data: str) -> bool:
-    return data in ("ring", "grid") or data.startswith(("ring:", "grid:"))
-
-
-def preset_values(preset: str, data: str) -> dict[str, Any]:
-    """The values a preset sets for ``data`` (before the config file and flags apply)."""
+def preset_values(preset: str, kind: str) -> dict[str, Any]:
+    """The values a preset sets for samples of ``kind`` ("points" or "images", see
+    :func:`mvm_core.data.sources.data_kind`), before the config file and flags apply."""
+    from .data.sources import KINDS
     from .presets import PRESETS
 
     if preset not in PRESETS:
         near = difflib.get_close_matches(preset, list(PRESETS), n=1)
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}"
                          + (f" (did you mean {near[0]!r}?)" if near else "") + ".")
-    return PRESETS[preset]("points" if is_points(data) else "images")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}.")
+    return PRESETS[preset](kind)
 
 
 def build_run_config(file_values: dict[str, Any] | None = None,
-                     overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Preset < config file < overrides (flags), all key-checked."""
+                     overrides: dict[str, Any] | None = None, *, kind: str | None = None) -> RunConfig:
+    """Preset < config file < overrides (flags), all key-checked.
+
+    The preset's recipe follows the kind of the data's samples (points or images), read from the
+    data itself (:func:`mvm_core.data.sources.data_kind`) unless ``kind`` is given (in-memory data).
+    """
     file_values = dict(file_values or {})
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     check_keys(file_values, "the config file")
@@ -142,7 +146,12 @@ def build_run_config(file_values: dict[str, Any] | None = None,
     merged = {**file_values, **overrides}
     data = merged.get("data", RunConfig.data)
     preset = merged.get("preset", RunConfig.preset)
-    values = preset_values(preset, data)
+    if kind is None:
+        from .data.sources import data_kind
+
+        kind = data_kind(data, merged.get("data_kwargs"), image_size=merged.get("image_size", RunConfig.image_size),
+                         channels=merged.get("channels", RunConfig.channels))
+    values = preset_values(preset, kind)
     # a preset's options of a named thing belong to it: drop them when the thing is replaced
     for name in ("metric_loss", "miner", "data", "generator", "metric_net"):
         if name in merged and merged[name] != values.get(name) and f"{name}_kwargs" not in merged:

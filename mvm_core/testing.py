@@ -1,6 +1,7 @@
 """pytest plugin for plugin authors: isolated plugin hosts, per-test plugins and tiny networks.
 
-Installed with mvm-core (pytest11 entry point), so a plugin's tests use the fixtures directly::
+Installed with mvm-core (pytest11 entry point ``mvm_core_pytest``, a module that imports torch
+only when a test asks for one of its fixtures), so a plugin's tests use the fixtures directly::
 
     def test_my_regularizer(mvm_register_plugin, mvm_step_context):
         import my_plugin
@@ -29,16 +30,23 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import pytest
 import torch
 from torch import nn
 
+from mvm_core_pytest import (  # the fixtures, re-exported for `pytest_plugins = ["mvm_core.testing"]`
+    mvm_fake_distribution,
+    mvm_installed_plugins,
+    mvm_plugins,
+    mvm_register_plugin,
+    mvm_step_context,
+    mvm_tiny_backbone,
+    mvm_tiny_generator,
+)
+
 from .context import StepContext
-from .plugins import PluginHost, use_host
 
 # --- tiny networks -------------------------------------------------------------------------------
 
@@ -215,93 +223,6 @@ def write_distribution(
         (folder / f"{parts[-1]}.py").write_text(source, encoding="utf-8")
     importlib.invalidate_caches()
     return dist_info
-
-
-# --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mvm_plugins() -> Iterator[PluginHost]:
-    """A fresh plugin host with mvm-core's built-ins only, current for this test."""
-    host = PluginHost(entry_points=False)
-    with use_host(host):
-        yield host
-
-
-@pytest.fixture
-def mvm_installed_plugins() -> Iterator[PluginHost]:
-    """A fresh host with built-ins and installed plugins (under the MVM_CORE_* switches), current for this test."""
-    host = PluginHost(entry_points=True)
-    with use_host(host):
-        yield host
-
-
-@pytest.fixture
-def mvm_register_plugin(mvm_plugins: PluginHost) -> Iterator[Callable[..., str]]:
-    """``register(plugin, name=None) -> name``: add a plugin object to the test's host."""
-    names: list[str] = []
-
-    def register(plugin: object, name: str | None = None) -> str:
-        registered = mvm_plugins.register(plugin, name)
-        names.append(registered)
-        return registered
-
-    yield register
-    for name in reversed(names):
-        with contextlib.suppress(KeyError):
-            mvm_plugins.unregister(name)
-
-
-@pytest.fixture
-def mvm_fake_distribution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Path]]:
-    """``make(name, *, entry_points, modules=None, version="0.1.0") -> site``: a throw-away install.
-
-    The site directory is prepended to ``sys.path`` for the test; the modules it held are
-    removed from ``sys.modules`` afterwards.
-    """
-    site = tmp_path / "site-packages"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    written: list[str] = []
-
-    def make(
-        name: str,
-        *,
-        entry_points: Mapping[str, str],
-        modules: Mapping[str, str] | None = None,
-        version: str = "0.1.0",
-        group: str = "mvm_core",
-    ) -> Path:
-        write_distribution(site, name, version=version, entry_points=entry_points, group=group,
-                           modules=modules)
-        written.extend(modules or {})
-        return site
-
-    yield make
-    for module in written:
-        top = module.split(".")[0]
-        for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-            del sys.modules[loaded]
-
-
-@pytest.fixture
-def mvm_tiny_backbone() -> Callable[..., nn.Module]:
-    """The :func:`tiny_backbone` factory."""
-    return tiny_backbone
-
-
-@pytest.fixture
-def mvm_tiny_generator() -> Callable[..., nn.Module]:
-    """The :func:`tiny_generator` factory."""
-    return tiny_generator
-
-
-@pytest.fixture
-def mvm_step_context() -> Callable[..., StepContext]:
-    """The :func:`make_step_context` factory."""
-    return make_step_context
 
 
 __all__ = [

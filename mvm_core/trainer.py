@@ -1,6 +1,6 @@
 """The MvM training loop: a generator step on manifold matching, then a metric step on metric learning.
 
-One iteration (reference order, see ``shared/METHODS.md``)::
+One iteration (reference order, see ``docs/method.md``)::
 
     fake = G(z)                      one generator forward
     R, F = M(real), M(fake)          one metric forward over real and fake together
@@ -50,7 +50,7 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Every training choice, serializable to JSON (saved in checkpoints and run folders).
 
-    Optimizer defaults are the reference method's (METHODS.md): G Adam lr 1e-4, betas (0, 0.9),
+    Optimizer defaults are the reference method's (docs/method.md): G Adam lr 1e-4, betas (0, 0.9),
     eps 1e-6; M Adam lr 1e-4, betas (0.5, 0.999), eps 1e-3.
     """
 

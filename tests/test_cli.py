@@ -72,11 +72,44 @@ def test_resume_from_cli_equals_a_straight_run(tmp_path):
 
 
 def test_bad_flags_fail_clearly(tmp_path, capsys):
-    argv = ["train", "--data", "mnist", "--out", str(tmp_path / "x"), "--no-progress"]
-    assert main(argv) == 2  # the message and how to see the traceback, no traceback
+    out = tmp_path / "x"
+    assert main(["train", "--data", "rnig", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "unknown data 'mnist'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
-    with pytest.raises(ValueError, match="unknown data 'mnist'"):
-        main(["--debug", *argv])
+    assert "unknown data 'rnig'. Did you mean 'ring'?" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 2 and "--debug" in err
+    assert not out.exists()
     with pytest.raises(SystemExit):
         main(["train", "--lr-schedule"])  # missing value: argparse error
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    for argv in (["--debug", "train"], ["train", "--debug"]):
+        with pytest.raises(ValueError, match="Did you mean 'grid'"):
+            main([*argv, "--data", "gird", "--out", str(tmp_path / "x"), "--no-progress"])
+
+
+def test_a_failed_start_leaves_no_run_folder(tmp_path, capsys):
+    run = tmp_path / "runs" / "bad"
+    args = [*TINY, "--generator", "mvm:MLPGenerator", "--generator-kwargs", '{"out_dim": 3}']
+    assert main(["train", *args, "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "samples of shape (3,) but the data's samples have shape (2,)" in err
+    assert not run.exists()  # config.json had been written: the folder is removed again
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["train", *args, "--out", str(kept)]) == 2
+    assert (kept / "notes.txt").read_text() == "mine"  # a folder that existed is left alone
+
+
+def test_boolean_flags_alone_or_with_a_value():
+    from mvm_core.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--spectral-norm"]).spectral_norm is True
+    assert parser.parse_args(["train", "--spectral-norm", "--steps", "3"]).spectral_norm is True
+    assert parser.parse_args(["train", "--spectral-norm", "false"]).spectral_norm is False
+    assert parser.parse_args(["train", "--no-tensorboard"]).tensorboard is False
+    assert parser.parse_args(["train"]).amp is None  # not given: the preset decides
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--amp", "maybe"])

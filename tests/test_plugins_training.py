@@ -1,4 +1,4 @@
-"""End-to-end: first-party plugins used by the trainer and by `mvm train` (issue 4)."""
+"""End-to-end: first-party plugins used by the trainer and by `mvm train`."""
 
 import json
 

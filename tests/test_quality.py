@@ -1,4 +1,4 @@
-"""Quality that the defaults must reach (fixed seeds, CPU): issue 3's acceptance checks."""
+"""Quality that the defaults must reach (fixed seeds, CPU): the acceptance checks of the presets."""
 
 import torch
 
@@ -41,8 +41,8 @@ def test_default_ring_run_covers_all_modes_precisely():
     (3,000 of 12,000 steps).
 
     Measured (benchmarks/results/precision2d.md, ablation "default"): 8/8 modes, 91.9-93.3% high
-    quality, KL 0.002-0.008 over seeds 0/1/2. Asked: 8 modes, > 88% high quality, KL < 0.03 (the
-    session-2 default, 128-wide nets, reached 85.0-86.4%; without the Chamfer pull 77-80%).
+    quality, KL 0.002-0.008 over seeds 0/1/2. Asked: 8 modes, > 88% high quality, KL < 0.03 (an
+    earlier default, 128-wide nets, reached 85.0-86.4%; without the Chamfer pull 77-80%).
     """
     metrics = _default_2d_run("ring", 3000)
     assert metrics["modes@data"] == 8
@@ -54,8 +54,8 @@ def test_default_grid_run_covers_all_modes():
     """The 25-Gaussian grid at a quarter of the default budget (3,000 of 12,000 steps).
 
     Measured: 25/25 modes, 69.4-77.3% high quality, KL 0.021-0.069 over seeds 0/1/2 (float
-    rounding alone has moved one such run by 15 points: PROGRESS.md session 3). Asked: 25 modes,
-    > 50% high quality, KL < 0.15 (the session-2 default: 22-25%, KL 0.68-0.74).
+    rounding alone has moved one such run by 15 points: benchmarks/twod/PROGRESS.md, stage 3). Asked: 25 modes,
+    > 50% high quality, KL < 0.15 (the earlier 128-wide default: 22-25%, KL 0.68-0.74).
     """
     metrics = _default_2d_run("grid", 3000)
     assert metrics["modes@data"] == 25

@@ -1,4 +1,4 @@
-"""Research script for issue 13: manifold matching on the 2D mode-collapse benchmarks.
+"""Research script: manifold matching on the 2D mode-collapse benchmarks.
 
 One self-contained loop (generator step, then metric step, as in the MvM reference) with every
 design choice behind a flag, the PacGAN evaluation protocol, training diagnostics and plots.
@@ -212,7 +212,7 @@ class Config:
 
 
 PRESETS: dict[str, dict] = {
-    # The MvM reference code's formulation on 2D MLPs (METHODS.md).
+    # The MvM reference code's formulation on 2D MLPs (docs/method.md).
     "reference": {},
     # Best measured combination (ABLATION.md, A7): a metric that separates reals from fakes
     # (no direction guidance, Fourier-feature input, lr 1e-3) and energy-distance matching.

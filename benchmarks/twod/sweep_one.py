@@ -1,4 +1,4 @@
-"""One library 2D run for the session-3 sweep (PROGRESS.md): the `default` points preset + JSON
+"""One library 2D run for the stage-3 sweep of PROGRESS.md: the `default` points preset + JSON
 overrides -> one JSON line (modes, high-quality %, KL, quantiles of the distance of the samples to
 their nearest mode in std units). Private keys: ``_ramp=[start_frac, end_frac, w]`` ramps the
 Chamfer weight from 0 to ``w``; ``_chpow=p`` uses distance^p in the Chamfer term only;

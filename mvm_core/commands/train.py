@@ -112,12 +112,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_kwargs, help="JSON object of keyword arguments")
         elif name in ("grad_clip", "ema_decay"):
             parser.add_argument(flag, type=float, help="a number, or omit to disable")
+        elif isinstance(value, bool):  # `--amp` alone means true; `--amp false` and `--no-amp` too
+            parser.add_argument(flag, type=_bool, nargs="?", const=True, metavar="BOOL",
+                                help=f"on when given alone (default: preset or {value!r})")
+            parser.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_const",
+                                const=False, help=argparse.SUPPRESS)
         else:
             parser.add_argument(flag, type=_TYPES[type(value)], help=f"(default: preset or {value!r})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..build import build_trainer
+    from ..build import build_trainer, describe_start
     from ..callbacks import (
         Checkpointer,
         Evaluator,
@@ -189,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume and info.is_main:
             release_run_dir(run_dir)
         raise
+    if info.is_main:
+        print(f"mvm train: {describe_start(config, trainer.dataset)}", flush=True)
     start = time.time()
     try:
         with stop_on_signals(trainer) as interrupt:  # Ctrl-C / SIGTERM: stop, save, say how to resume

@@ -3,7 +3,7 @@ Networks for Diverse Image Synthesis", CVPR 2019).
 
 For two latent codes ``z1, z2`` under the same condition, the generator should keep its outputs
 apart in proportion to the codes' distance. The reference implementation (the MSGAN repository's
-DCGAN / pix2pix / DRIT models, and the METHODS.md summary) uses mean absolute differences::
+DCGAN / pix2pix / DRIT models; summarized in mvm-core's docs/method.md) uses mean absolute differences::
 
     lz   = mean|G(c, z1) - G(c, z2)| / mean|z1 - z2|
     loss = 1 / (lz + eps),  eps = 1e-5
