@@ -72,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    except (*USER_ERRORS, *INPUT_ERRORS) as error:  # bad flags, config, data, files, checkpoints
+    except USER_ERRORS as error:  # a bad config, run folder or checkpoint: one line naming the fix
+        if debug:
+            raise
+        print(f"mvm {args.command}: {error}", file=sys.stderr)
+        return 2
+    except INPUT_ERRORS as error:  # bad flags, data, files, a missing optional package
         if debug:
             raise
         print(f"mvm {args.command}: error: {_message(error)}\n(`mvm --debug {args.command} ...` or"
