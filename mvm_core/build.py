@@ -17,6 +17,7 @@ from .data import (
     mixture_dataset,
     tensor_dataset,
 )
+from .data.mnist import mnist_dataset, stacked_mnist_dataset
 from .data.toy import MIXTURES
 from .matching import ManifoldMatchingLoss
 from .metric import MetricObjective
@@ -31,16 +32,24 @@ METHODS = ("mvm", "gan", "none", "gfmn")
 
 
 def build_dataset(config: RunConfig) -> GenerativeDataset | PairedDataset:
-    """``digits``, ``ring``, ``grid``, ``folder:PATH``, a ``.npy`` / ``.pt`` file of samples, or a
+    """``digits``, ``mnist``, ``stacked-mnist``, ``ring``, ``grid``, ``folder:PATH``, a ``.npy`` / ``.pt`` file of samples, or a
     dataset registry name (``sr:skimage``: plugins' datasets) created with ``data_kwargs``."""
     spec = config.data
-    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES:
+    if config.data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES \
+            and spec != "stacked-mnist":
         raise ValueError(
-            f"data_kwargs {config.data_kwargs} apply to ring, grid and datasets named in the registry"
+            f"data_kwargs {config.data_kwargs} apply to ring, grid, stacked-mnist and datasets named in the registry"
             f" (like 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
         )
     if spec == "digits":
         return digits_dataset(config.image_size, labels=True)
+    if spec == "mnist":
+        return mnist_dataset(config.image_size)
+    if spec == "stacked-mnist":  # data_kwargs: n (number of triples), seed of the triples
+        try:
+            return stacked_mnist_dataset(config.image_size, **config.data_kwargs)
+        except TypeError:
+            raise ValueError(f"--data-kwargs for stacked-mnist take n and seed; got {config.data_kwargs}.") from None
     if spec in MIXTURES:  # kwargs of mvm_core.data.toy.ring / grid: modes, spacing, std, weights
         try:
             return mixture_dataset(MIXTURES[spec](**config.data_kwargs), seed=config.seed)
@@ -59,7 +68,7 @@ def build_dataset(config: RunConfig) -> GenerativeDataset | PairedDataset:
 
         return resolve("datasets", spec, **config.data_kwargs)
     raise ValueError(
-        f"unknown data {spec!r}: use digits, ring, grid, folder:PATH (a folder of images), a"
+        f"unknown data {spec!r}: use digits, mnist, stacked-mnist, ring, grid, folder:PATH (a folder of images), a"
         " .npy / .pt file holding a tensor of samples, or a dataset name (`mvm list datasets`)."
     )
 

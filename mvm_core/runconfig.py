@@ -23,7 +23,7 @@ class RunConfig(TrainConfig):
     validated the same way) plus data, networks, objectives and outputs."""
 
     # data
-    data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
+    data: str = "digits"  # digits | mnist | stacked-mnist | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
     data_kwargs: dict[str, Any] = field(default_factory=dict)  # ring/grid shape (num_modes or side, radius or spacing, std, weights) or a registry dataset's kwargs
     image_size: int = 8
     channels: int = 3  # for image folders
@@ -123,7 +123,15 @@ def preset_values(preset: str, data: str) -> dict[str, Any]:
         near = difflib.get_close_matches(preset, list(PRESETS), n=1)
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}"
                          + (f" (did you mean {near[0]!r}?)" if near else "") + ".")
-    return PRESETS[preset]("points" if is_points(data) else "images")
+    values = PRESETS[preset]("points" if is_points(data) else "images")
+    return {**values, **DATA_DEFAULTS.get(data, {})}
+
+
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"image_size": 32},  # 28 x 28 digits zero-padded to 32 (mvm_core.data.mnist)
+    "stacked-mnist": {"image_size": 32},
+}
+"""Values a built-in dataset sets before the config file and flags (its native image size)."""
 
 
 def build_run_config(file_values: dict[str, Any] | None = None,
