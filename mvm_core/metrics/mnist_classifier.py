@@ -3,7 +3,8 @@
 It defines the ``@mnist-classifier`` feature space, the default for ``--data mnist`` runs: FID, KID,
 precision/recall, ... on its penultimate layer (64 features), Inception score and class coverage on
 its logits. For Stacked MNIST it classifies each of the three channels (see
-:func:`mvm_core.metrics.stacked_modes.stacked_mnist_modes`). Everything is offline: the weights
+:meth:`MnistClassifier.predict_channels` and
+:func:`mvm_core.metrics.modes.discrete_mode_coverage`). Everything is offline: the weights
 ship with the package (``mvm_core/assets/mnist_classifier.safetensors``, with a JSON of
 architecture, data split, seed, held-out accuracy and sha256), produced by
 ``scripts/train_mnist_classifier.py`` on the 4,000 training images of
