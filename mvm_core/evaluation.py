@@ -94,11 +94,13 @@ def _reference(dataset) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_trainer(trainer, n: int = 2000, metrics: tuple[str, ...] | None = None,
-                     cache: dict | None = None, inception: str | None = None) -> dict[str, float]:
+                     cache: dict | None = None, inception: str | None = None,
+                     mode_samples: int = STACKED_MNIST_NUM_SAMPLES) -> dict[str, float]:
     """Quality of ``trainer``'s (EMA) generator against its data, in :func:`feature_space`.
 
     The reference is the data's held-out part when it has one (MNIST: 1,000 unseen images), else
-    the training data. Stacked MNIST uses :data:`STACKED_MNIST_NUM_SAMPLES` samples whatever ``n``.
+    the training data. Stacked MNIST uses ``mode_samples`` samples whatever ``n`` (default the
+    protocol's 26,000, :data:`STACKED_MNIST_NUM_SAMPLES`; fewer only for quick checks).
     ``inception``: a local Inception-v3 weights file (or ``"env"`` for the
     ``MVM_CORE_INCEPTION_WEIGHTS`` / torch-cache lookup): FID/KID/precision/recall ``@inception``
     instead of the data's default space (image data only).
@@ -119,7 +121,7 @@ def evaluate_trainer(trainer, n: int = 2000, metrics: tuple[str, ...] | None = N
     if space == "mnist-classifier" and _name(dataset).startswith("stacked-mnist"):
         if "classifier" not in cache:
             cache["classifier"] = load_mnist_classifier()
-        fake = trainer.sample(STACKED_MNIST_NUM_SAMPLES, seed=12345).float().cpu()
+        fake = trainer.sample(mode_samples, seed=12345).float().cpu()
         digits = cache["classifier"].predict_channels(fake)
         modes = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
         return evaluate(None, None, metrics or ("stacked_modes",), space=space, fake_modes=modes,

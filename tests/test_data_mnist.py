@@ -132,3 +132,48 @@ def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setattr(mnist.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"pip install \"mvm-core\[mnist\]\""):
         mnist_file()
+
+
+def test_feature_space_follows_the_data():
+    from mvm_core.data import digits_dataset, ring_dataset, tensor_dataset
+    from mvm_core.evaluation import SPACE_NOTES, feature_space
+
+    assert feature_space(mnist_dataset()) == "mnist-classifier"
+    assert feature_space(stacked_mnist_dataset(n=10)) == "mnist-classifier"
+    assert feature_space(digits_dataset()) == "digits-classifier"
+    assert feature_space(ring_dataset(n=10)) == "data"
+    assert feature_space(tensor_dataset(torch.zeros(4, 3, 8, 8))) == "metric-net"
+    assert "weak judge" in SPACE_NOTES["metric-net"] and "--inception" in SPACE_NOTES["metric-net"]
+
+
+TINY_IMAGES = ["--steps", "2", "--width", "8", "--batch-size", "16", "--checkpoint-every", "2",
+               "--eval-samples", "200", "--no-progress"]
+
+
+def test_mvm_eval_on_an_mnist_run_uses_the_mnist_classifier(tmp_path, capsys):
+    import json
+
+    from mvm_core.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", "mnist", *TINY_IMAGES, "--out", str(run)]) == 0
+    assert main(["eval", str(run), "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "fid@mnist-classifier" in out and "class_coverage@mnist-classifier" in out
+    assert "feature space: mnist-classifier" in out
+    report = json.loads((run / "eval.json").read_text())
+    assert report["feature_space"] == "mnist-classifier"
+    assert report["metrics"]["fid@mnist-classifier"] > 0
+
+
+def test_stacked_mnist_evaluation_reports_modes():
+    from mvm_core.build import build_trainer
+    from mvm_core.evaluation import evaluate_trainer
+    from mvm_core.runconfig import build_run_config
+
+    config = build_run_config({}, {"data": "stacked-mnist", "data_kwargs": {"n": 200}, "width": 8,
+                                   "image_size": 8, "steps": 1, "checkpoint_every": 0})
+    result = evaluate_trainer(build_trainer(config), mode_samples=2000)  # protocol: 26,000
+    assert set(result) == {"modes@mnist-classifier", "reverse_kl@mnist-classifier"}
+    assert 1 <= result["modes@mnist-classifier"] <= 1000 and result["modes@mnist-classifier"] % 1 == 0
+    assert 0 <= result["reverse_kl@mnist-classifier"] <= np.log(1000) + 1e-9
