@@ -164,6 +164,8 @@ def test_mvm_eval_on_an_mnist_run_uses_the_mnist_classifier(tmp_path, capsys):
     report = json.loads((run / "eval.json").read_text())
     assert report["feature_space"] == "mnist-classifier"
     assert report["metrics"]["fid@mnist-classifier"] > 0
+    with pytest.raises(FileNotFoundError, match="Inception weights not found"):
+        main(["eval", str(run), "--n", "200", "--inception", str(tmp_path / "missing.pth")])
 
 
 def test_stacked_mnist_evaluation_reports_modes():
