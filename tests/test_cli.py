@@ -73,7 +73,7 @@ def test_resume_from_cli_equals_a_straight_run(tmp_path):
 
 
 def test_bad_flags_fail_clearly(tmp_path):
-    with pytest.raises(ValueError, match="unknown data 'mnist'"):
-        main(["train", "--data", "mnist", "--out", str(tmp_path / "x"), "--no-progress"])
+    with pytest.raises(ValueError, match="unknown data 'cifar10'"):
+        main(["train", "--data", "cifar10", "--out", str(tmp_path / "x"), "--no-progress"])
     with pytest.raises(SystemExit):
         main(["train", "--lr-schedule"])  # missing value: argparse error
