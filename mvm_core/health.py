@@ -509,7 +509,7 @@ def diagnose(history: Sequence[Mapping], *, total_steps: int | None = None,
     }
 
 
-_PRIMARY_QUALITY = (("high_quality@data", +1), ("fid@digits-classifier", -1))
+_PRIMARY_QUALITY = (("high_quality@data", +1), ("fid@digits-classifier", -1), ("fid@mnist-classifier", -1))
 
 
 def _quality_trend(history: Sequence[Mapping], t: Thresholds) -> tuple[bool | None, dict[str, float]]:

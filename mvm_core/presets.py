@@ -41,6 +41,13 @@ def default(kind: str) -> dict[str, Any]:
     400-wide MLPs (PacGAN's generator width; 128-wide: grid 22-26%), batch 256 and 12,000 steps
     (~10 CPU minutes). The low-quality samples left are the generator's crossings between modes;
     they thin out with the budget.
+    MNIST / Stacked MNIST (``--data mnist``, 32 px): the same DCGAN pair, whose stages follow the
+    image size (log2(S / 4): three at 32 px, 4 -> 8 -> 16 -> 32 in the generator and back in the
+    metric network; 0.93 M and 0.79 M parameters at width 64), with these image values unchanged
+    (not yet tuned for MNIST). Measured, seed 0, CPU (one thread, shared): FID@mnist-classifier of
+    2,000 samples against the 1,000 held-out digits 2065 untrained, 955 after 600 steps, 309 after
+    1,500 (recall 0.78, all ten classes, worst class share 0.11 of fair; digit-like samples); the
+    real-vs-real floor at that sample size is 5.8.
     """
     values = reference(kind)
     values["diameter_form"] = "sorted"

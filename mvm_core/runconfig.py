@@ -25,7 +25,7 @@ class RunConfig(TrainConfig):
     validated the same way) plus data, networks, objectives and outputs."""
 
     # data
-    data: str = "digits"  # digits | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
+    data: str = "digits"  # digits | mnist | stacked-mnist | ring | grid | folder:PATH | PATH.npy / PATH.pt | registry name (sr:skimage)
     data_kwargs: dict[str, Any] = field(default_factory=dict)  # ring/grid shape (num_modes or side, radius or spacing, std, weights) or a registry dataset's kwargs
     image_size: int = 8
     channels: int = 3  # for image folders
@@ -132,6 +132,13 @@ def preset_values(preset: str, kind: str) -> dict[str, Any]:
     return PRESETS[preset](kind)
 
 
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"image_size": 32},  # 28 x 28 digits zero-padded to 32 (mvm_core.data.mnist)
+    "stacked-mnist": {"image_size": 32},
+}
+"""Values a built-in dataset sets before the config file and flags (its native image size)."""
+
+
 def build_run_config(file_values: dict[str, Any] | None = None,
                      overrides: dict[str, Any] | None = None, *, kind: str | None = None) -> RunConfig:
     """Preset < config file < overrides (flags), all key-checked.
@@ -151,7 +158,7 @@ def build_run_config(file_values: dict[str, Any] | None = None,
 
         kind = data_kind(data, merged.get("data_kwargs"), image_size=merged.get("image_size", RunConfig.image_size),
                          channels=merged.get("channels", RunConfig.channels))
-    values = preset_values(preset, kind)
+    values = {**preset_values(preset, kind), **(DATA_DEFAULTS.get(data, {}) if isinstance(data, str) else {})}
     # a preset's options of a named thing belong to it: drop them when the thing is replaced
     for name in ("metric_loss", "miner", "data", "generator", "metric_net"):
         if name in merged and merged[name] != values.get(name) and f"{name}_kwargs" not in merged:

@@ -52,8 +52,9 @@ def test_train_sample_eval_resume(tmp_path, capsys):
 
     assert np.load(tmp_path / "s.npy").shape == (10, 2)
     assert main(["eval", str(run), "--n", "100"]) == 0
-    assert "modes@data" in capsys.readouterr().out
-    assert (run / "eval.json").exists()
+    out = capsys.readouterr().out
+    assert "modes@data" in out and "feature space: data" in out
+    assert json.loads((run / "eval.json").read_text())["feature_space"] == "data"
 
     assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
     assert load_checkpoint(run)["step"] == 6

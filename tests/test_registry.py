@@ -305,7 +305,8 @@ def test_builtin_nets_and_datasets(mvm_plugins):
     assert isinstance(mvm_core.create_backbone("mvm:MLPMetricNet", emb_dim=3), MLPMetricNet)
     assert isinstance(mvm_core.create_generator("mvm:MLPGenerator", hidden=8), MLPGenerator)
     assert mvm_core.list_datasets() == [
-        "mvm:digits", "mvm:grid", "mvm:image_folder", "mvm:ring", "mvm:tensor",
+        "mvm:digits", "mvm:grid", "mvm:image_folder", "mvm:mnist", "mvm:ring", "mvm:stacked-mnist",
+        "mvm:tensor",
     ]
     assert len(mvm_core.create_dataset("mvm:ring", n=12)) == 12
 

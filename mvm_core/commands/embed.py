@@ -1,6 +1,6 @@
 """Embed data with a trained run's metric network (the learned metric, kept as a representation).
 
-DATA is any `mvm train --data` value (digits, ring, grid, folder:PATH, a .npy / .pt tensor file),
+DATA is any `mvm train --data` value (digits, mnist, stacked-mnist, ring, grid, folder:PATH, a .npy / .pt tensor file),
 read at the run's image size. Writes the embeddings (and labels when the data has them) to
 --out; --neighbours K adds each row's K nearest other rows (FAISS exact search when installed);
 --evaluate scores retrieval on labelled data (precision@1, R-precision, MAP@R with
@@ -16,7 +16,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder written by `mvm train` (or its checkpoint file)")
-    parser.add_argument("data", help="digits | ring | grid | folder:PATH | PATH.npy | PATH.pt")
+    parser.add_argument("data", help="digits | mnist | stacked-mnist | ring | grid | folder:PATH | PATH.npy | PATH.pt")
     parser.add_argument("--out", help="output: .safetensors (default RUN/embeddings.safetensors), .npz or .npy")
     parser.add_argument("--n", type=int, help="embed only the first N samples")
     parser.add_argument("--neighbours", type=int, default=0, metavar="K",

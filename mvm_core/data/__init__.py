@@ -1,4 +1,4 @@
-"""Built-in data: 2D mixtures, digits, image folders, user tensors and paired data (all offline)."""
+"""Built-in data: 2D mixtures, digits, MNIST and Stacked MNIST, image folders, user tensors and paired data (all offline)."""
 
 from .batches import BatchSource
 from .datasets import (
@@ -11,6 +11,7 @@ from .datasets import (
     ring_dataset,
     tensor_dataset,
 )
+from .mnist import mnist_dataset, mnist_split, stacked_mnist_dataset
 from .paired import PairedDataset, PairedTensorDataset, is_paired
 from .toy import GaussianMixture2D, grid, ring
 
@@ -27,7 +28,10 @@ __all__ = [
     "image_folder_dataset",
     "is_paired",
     "mixture_dataset",
+    "mnist_dataset",
+    "mnist_split",
     "ring",
     "ring_dataset",
+    "stacked_mnist_dataset",
     "tensor_dataset",
 ]

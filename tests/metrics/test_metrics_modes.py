@@ -97,3 +97,52 @@ def test_bad_arguments():
         mode_coverage(torch.zeros(4, 2), ring(), std=0.1)
     with pytest.raises(ValueError, match="same space"):
         mode_coverage(torch.zeros(4, 3), means, std=1.0)
+
+
+# Stacked MNIST: discrete modes and KL(sample histogram || uniform)
+
+
+def test_discrete_modes_all_covered_evenly_is_kl_zero():
+    from mvm_core.metrics.modes import STACKED_MNIST_NUM_SAMPLES, discrete_mode_coverage
+
+    assert STACKED_MNIST_NUM_SAMPLES == 26_000
+    ids = torch.arange(1000).repeat(26)  # every mode 26 times
+    report = discrete_mode_coverage(ids)
+    assert report.modes == 1000 and report.num_modes == 1000
+    assert report.reverse_kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_discrete_modes_one_mode_is_kl_log_k():
+    from mvm_core.metrics.modes import discrete_mode_coverage, histogram_mode_coverage
+
+    report = discrete_mode_coverage(torch.full((26_000,), 417))
+    assert report.modes == 1 and report.reverse_kl == pytest.approx(math.log(1000))
+    assert int(report.counts[417]) == 26_000
+    # half the samples on each of two modes of four: KL = log 4 - log 2
+    two = histogram_mode_coverage(torch.tensor([5, 0, 5, 0]))
+    assert two.modes == 2 and two.reverse_kl == pytest.approx(math.log(2))
+    # a brute-force reference on an uneven histogram
+    counts = torch.tensor([1, 2, 3, 0, 4])
+    q = counts.double() / 10
+    expected = sum(float(v) * math.log(float(v) * 5) for v in q if v > 0)
+    assert histogram_mode_coverage(counts).reverse_kl == pytest.approx(expected)
+
+
+def test_discrete_modes_reject_bad_ids():
+    from mvm_core.metrics.modes import discrete_mode_coverage, histogram_mode_coverage
+
+    with pytest.raises(ValueError, match="0..999"):
+        discrete_mode_coverage(torch.tensor([0, 1000]))
+    with pytest.raises(ValueError, match="integer"):
+        discrete_mode_coverage(torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="no sample"):
+        histogram_mode_coverage(torch.zeros(4, dtype=torch.long))
+
+
+def test_stacked_modes_through_evaluate():
+    from mvm_core.metrics import evaluate
+
+    ids = torch.cat([torch.arange(500), torch.arange(500)])  # half the modes, evenly
+    out = evaluate(None, None, "stacked_modes", space="mnist-classifier", fake_modes=ids)
+    assert out == {"modes@mnist-classifier": 500.0,
+                   "reverse_kl@mnist-classifier": pytest.approx(math.log(2))}
