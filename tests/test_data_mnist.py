@@ -164,8 +164,11 @@ def test_mvm_eval_on_an_mnist_run_uses_the_mnist_classifier(tmp_path, capsys):
     report = json.loads((run / "eval.json").read_text())
     assert report["feature_space"] == "mnist-classifier"
     assert report["metrics"]["fid@mnist-classifier"] > 0
+    assert main(["eval", str(run), "--n", "200", "--inception", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "Inception weights not found" in err and "Traceback" not in err
     with pytest.raises(FileNotFoundError, match="Inception weights not found"):
-        main(["eval", str(run), "--n", "200", "--inception", str(tmp_path / "missing.pth")])
+        main(["--debug", "eval", str(run), "--n", "200", "--inception", str(tmp_path / "missing.pth")])
 
 
 def test_stacked_mnist_evaluation_reports_modes():
