@@ -17,9 +17,6 @@ thus be compared in ``@digits-classifier`` directly.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -27,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import FeatureExtractor
+from .assets import classifier_weights, sha256_of, shipped_metadata
 
 SPACE = "digits-classifier"
 """Feature-space name of this network in metric keys (``fid@digits-classifier``)."""
@@ -180,28 +178,9 @@ class DigitsClassifier(FeatureExtractor):
         return torch.cat(feats), torch.cat(logits)
 
 
-def _asset(name: str) -> Path:
-    return Path(str(resources.files("mvm_core") / "assets" / name))
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file (to check shipped weights against their metadata)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def digits_classifier_metadata() -> dict:
     """The shipped classifier's metadata (architecture, split, seed, test accuracy, sha256)."""
-    path = _asset(METADATA_FILE)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the digits classifier metadata {path} is missing from the installation; reinstall"
-            " mvm-core or regenerate it with `python scripts/train_digits_classifier.py`."
-        )
-    return json.loads(path.read_text())
+    return shipped_metadata("digits_classifier", "digits classifier")
 
 
 def load_digits_classifier(
@@ -214,32 +193,7 @@ def load_digits_classifier(
     """
     from safetensors.torch import load_file
 
-    if weights is None:
-        path = _asset(WEIGHTS_FILE)
-        metadata = digits_classifier_metadata()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the digits classifier weights {path} are missing; reinstall mvm-core or run"
-                " `python scripts/train_digits_classifier.py` to regenerate them."
-            )
-        digest = sha256_of(path)
-        if digest != metadata.get("sha256"):
-            raise RuntimeError(
-                f"{path} has sha256 {digest}, but its metadata records {metadata.get('sha256')};"
-                " the file is corrupt or was replaced. Reinstall mvm-core or retrain with"
-                " scripts/train_digits_classifier.py."
-            )
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no digits classifier weights at {path}; pass a .safetensors file written by"
-                " scripts/train_digits_classifier.py, or weights=None for the shipped ones."
-            )
-        sidecar = path.with_suffix(".json")
-        metadata = (
-            json.loads(sidecar.read_text()) if sidecar.is_file() else digits_classifier_metadata()
-        )
+    path, metadata = classifier_weights("digits_classifier", "digits classifier", weights)
     arch = metadata["architecture"]
     net = DigitsNet(
         channels=tuple(arch["channels"]),

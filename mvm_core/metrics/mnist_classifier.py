@@ -16,7 +16,6 @@ zero-padded to 32 x 32; other sides are resized bilinearly to 32 before the conv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import FeatureExtractor
-from .digits_classifier import _asset, sha256_of
+from .assets import classifier_weights, shipped_metadata
 
 SPACE = "mnist-classifier"
 """Feature-space name of this network in metric keys (``fid@mnist-classifier``)."""
@@ -139,13 +138,7 @@ class MnistClassifier(FeatureExtractor):
 
 def mnist_classifier_metadata() -> dict:
     """The shipped classifier's metadata (architecture, split, seed, held-out accuracy, sha256)."""
-    path = _asset(METADATA_FILE)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the MNIST classifier metadata {path} is missing from the installation; reinstall"
-            " mvm-core or regenerate it with `python scripts/train_mnist_classifier.py`."
-        )
-    return json.loads(path.read_text())
+    return shipped_metadata("mnist_classifier", "MNIST classifier")
 
 
 def load_mnist_classifier(weights: str | Path | None = None,
@@ -157,30 +150,7 @@ def load_mnist_classifier(weights: str | Path | None = None,
     """
     from safetensors.torch import load_file
 
-    if weights is None:
-        path = _asset(WEIGHTS_FILE)
-        metadata = mnist_classifier_metadata()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the MNIST classifier weights {path} are missing; reinstall mvm-core or run"
-                " `python scripts/train_mnist_classifier.py` to regenerate them."
-            )
-        digest = sha256_of(path)
-        if digest != metadata.get("sha256"):
-            raise RuntimeError(
-                f"{path} has sha256 {digest}, but its metadata records {metadata.get('sha256')};"
-                " the file is corrupt or was replaced. Reinstall mvm-core or retrain with"
-                " scripts/train_mnist_classifier.py."
-            )
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no MNIST classifier weights at {path}; pass a .safetensors file written by"
-                " scripts/train_mnist_classifier.py, or weights=None for the shipped ones."
-            )
-        sidecar = path.with_suffix(".json")
-        metadata = json.loads(sidecar.read_text()) if sidecar.is_file() else mnist_classifier_metadata()
+    path, metadata = classifier_weights("mnist_classifier", "MNIST classifier", weights)
     arch = metadata["architecture"]
     net = MnistNet(channels=tuple(arch["channels"]), feature_dim=arch["feature_dim"],
                    num_classes=arch["num_classes"])

@@ -7,7 +7,7 @@ from mvm_core.data.mnist import mnist_split, stack_digits  # noqa: E402
 from mvm_core.features import FeatureExtractor  # noqa: E402
 from mvm_core.metrics import fid  # noqa: E402
 from mvm_core.metrics import mnist_classifier as module  # noqa: E402
-from mvm_core.metrics.digits_classifier import sha256_of  # noqa: E402
+from mvm_core.metrics.assets import asset_path, sha256_of  # noqa: E402
 from mvm_core.metrics.mnist_classifier import (  # noqa: E402
     MnistClassifier,
     load_mnist_classifier,
@@ -27,10 +27,10 @@ def split():
 
 def test_shipped_weights_match_their_metadata(classifier):
     meta = mnist_classifier_metadata()
-    assert sha256_of(module._asset(module.WEIGHTS_FILE)) == meta["sha256"]
+    assert sha256_of(asset_path(module.WEIGHTS_FILE)) == meta["sha256"]
     assert meta["data"]["num_train"] == 4000 and meta["data"]["num_heldout"] == 1000
     assert meta["architecture"]["num_parameters"] == sum(p.numel() for p in classifier.parameters())
-    assert module._asset(module.WEIGHTS_FILE).stat().st_size < 500_000
+    assert asset_path(module.WEIGHTS_FILE).stat().st_size < 500_000
     assert isinstance(classifier, MnistClassifier) and isinstance(classifier, FeatureExtractor)
 
 
@@ -88,7 +88,7 @@ def test_corrupt_or_missing_weights_fail_with_the_fix(tmp_path, monkeypatch, cla
         load_mnist_classifier(tmp_path / "missing.safetensors")
     broken = tmp_path / module.WEIGHTS_FILE
     broken.write_bytes(path.read_bytes()[:-1] + b"\0")
-    (tmp_path / module.METADATA_FILE).write_text((module._asset(module.METADATA_FILE)).read_text())
-    monkeypatch.setattr(module, "_asset", lambda name: tmp_path / name)
+    (tmp_path / module.METADATA_FILE).write_text((asset_path(module.METADATA_FILE)).read_text())
+    monkeypatch.setattr("mvm_core.metrics.assets.asset_path", lambda name: tmp_path / name)
     with pytest.raises(RuntimeError, match="sha256"):
         load_mnist_classifier()
