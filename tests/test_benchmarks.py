@@ -123,7 +123,12 @@ def test_ablation_quick(tmp_path):
     assert rows == {(d, v) for d in ("ring", "digits") for v in ablation.VARIANTS} | {("ring", "learned-sum")}
     for run in data["runs"]:
         assert run["steps"] == 20 and run["batch_size"] == 32 and run["steps_per_s"] > 0
-        assert all(math.isfinite(run["metrics"][k]) for k in ablation.headline(run["data"]))
+        metrics = run["metrics"]
+        if run["data"] == "ring":  # reverse KL is undefined (NaN) only when no mode is covered
+            assert 0 <= metrics["modes@data"] <= 8 and 0 <= metrics["high_quality@data"] <= 1
+            assert math.isfinite(metrics["reverse_kl@data"]) == (metrics["modes@data"] > 0)
+        else:
+            assert math.isfinite(metrics["fid@digits-classifier"]) and metrics["fid@digits-classifier"] > 0
         assert (tmp_path / run["samples"]).stat().st_size > 1000
         if run["variant"] in ("data-space", "gan"):  # no metric loss of the MvM kind to be idle
             assert run["metric_zero_share"] is None
