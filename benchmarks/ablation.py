@@ -177,8 +177,13 @@ def recipe(data: str, seed: int, steps: int, variant: str, batch_size: int | Non
     return config
 
 
+def _key(variant: str, resolved: dict) -> str:
+    return json.dumps([variant, resolved], sort_keys=True, default=str)
+
+
 def run_key(data: str, seed: int, steps: int, variant: str, batch_size: int | None = None) -> str:
-    return json.dumps([variant, recipe(data, seed, steps, variant, batch_size)], sort_keys=True, default=str)
+    """Identifies what a row trains now (compared with the recipe a finished run recorded)."""
+    return _key(variant, recipe(data, seed, steps, variant, batch_size))
 
 
 def describe(variant: str) -> str:
@@ -266,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = read_json(args.out / f"{name}.json") or {}
     # a finished run is kept while what it trains is unchanged (its resolved recipe), from a
     # clean tree; each run records the commit it ran at
-    done = {run_key(r["data"], r["seed"], r["steps"], r["variant"], r["batch_size"]): r
-            for r in previous.get("runs", []) if r.get("commit") and not r.get("dirty", True)}
+    done = {_key(r["variant"], r["recipe"]): r for r in previous.get("runs", [])
+            if r.get("recipe") and r.get("commit") and not r.get("dirty", True)}
     jobs = []
     for data in args.data:
         kind = "points" if data in ("ring", "grid") else "images"
@@ -287,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         write_results(args.out, name, result, markdown(result))
 
     def record(run: dict) -> None:
-        run.update(commit=result["machine"]["commit"], dirty=result["machine"]["dirty"])
+        run.update(commit=result["machine"]["commit"], dirty=result["machine"]["dirty"],
+                   recipe=json.loads(json.dumps(recipe(run["data"], run["seed"], run["steps"], run["variant"],
+                                                       run["batch_size"]), default=str)))
         result["runs"].append(run)
         print(run["data"], run["variant"], run["seed"], {k: round(v, 4) for k, v in
               run["metrics"].items() if k in headline(run["data"])}, f"{run['train_s']:.0f} s",
