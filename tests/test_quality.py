@@ -14,7 +14,7 @@ def test_default_digits_run_covers_every_class():
     Judged by the shipped digits classifier (99.2% test accuracy); measured at 0.58 of fair share
     for seed 0 (benchmarks/digits/RESULTS.md), the test asks for 1/3.
     """
-    config = build_run_config({"data": "digits", "seed": 0, "device": "cpu", "log_every": 100})
+    config = build_run_config({"data": "digits", "seed": 0, "device": "cpu", "log_every": 10})
     trainer = build_trainer(config)
     history = trainer.fit()
     samples = trainer.sample(2000, seed=1)
@@ -24,7 +24,8 @@ def test_default_digits_run_covers_every_class():
     assert min_share >= 1 / 3
     metrics = evaluate_trainer(trainer, n=2000, metrics=("fid",))
     assert metrics["fid@digits-classifier"] < 120  # untrained: ~540, reference objectives: ~200
-    # the matching loss fell from its start
+    # the matching loss fell from its start (about 30-fold in the first 100 steps; after that it
+    # holds in a band while FID still improves: it does not track quality there)
     assert history[-1]["matching"] < 0.5 * history[0]["matching"]
     assert torch.isfinite(torch.tensor([row["loss_m"] for row in history])).all()
 
