@@ -271,8 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     previous = read_json(args.out / f"{name}.json") or {}
     # a finished run is kept while what it trains is unchanged (its resolved recipe), from a
     # clean tree; each run records the commit it ran at
-    done = {_key(r["variant"], r["recipe"]): r for r in previous.get("runs", [])
-            if r.get("recipe") and r.get("commit") and not r.get("dirty", True)}
+    done = {}
+    for r in previous.get("runs", []):
+        if r.get("recipe") and r.get("commit") and not r.get("dirty", True):
+            key = _key(r["variant"], r["recipe"])
+            if key == run_key(r["data"], r["seed"], r["steps"], r["variant"], r["batch_size"]):
+                done[key] = r  # what it trained is what this row trains now
     jobs = []
     for data in args.data:
         kind = "points" if data in ("ring", "grid") else "images"
