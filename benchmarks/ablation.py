@@ -213,7 +213,8 @@ def markdown(result: dict) -> str:
              f"{' (uncommitted changes)' if result['machine']['dirty'] else ' (clean tree)'}; each"
              " section names the commits its runs trained at (a run is kept while its resolved recipe"
              " is unchanged);"
-             f" {result['machine']['cpu']}, one torch thread per run, {result['jobs']} runs at a time."
+             f" {result['machine']['cpu']}, one torch thread per run (steps/s: medians under the"
+             " machine's load at the time)."
              " Mean ± sd over the seeds; `zero loss_m`: share of logged steps with the metric loss"
              " exactly 0.", "",
              "GAN recipes (Adam betas (0.5, 0.999), constant lr, one discriminator step per generator"
@@ -227,7 +228,7 @@ def markdown(result: dict) -> str:
         keys = headline(data)
         seeds = sorted({r["seed"] for r in runs})
         commits = sorted({r.get("commit", result["machine"]["commit"])[:10] for r in runs})
-        lines += [f"## {data} ({runs[0]['steps']} steps, batch {runs[0]['batch_size']}, seeds"
+        lines += [f"### {data} ({runs[0]['steps']} steps, batch {runs[0]['batch_size']}, seeds"
                   f" {', '.join(map(str, seeds))}; commit {', '.join(commits)})", ""]
         rows = []
         for variant in sorted({r["variant"] for r in runs}, key=_order):

@@ -135,7 +135,7 @@ def test_ablation_quick(tmp_path):
     learned = next(r for r in data["runs"] if r["data"] == "digits" and r["variant"] == "learned")
     assert learned["metric_zero_share"] < 0.5  # the default metric learns from the first steps
     md = (tmp_path / "ablation.quick.md").read_text()
-    assert "GAN recipes" in md and "own discriminator" in md and "## digits" in md and "## ring" in md
+    assert "GAN recipes" in md and "own discriminator" in md and "### digits" in md and "### ring" in md
 
 
 def test_readme_results_blocks_match_the_result_files(tmp_path):
