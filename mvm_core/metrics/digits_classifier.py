@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import FeatureExtractor
 from .assets import classifier_weights, sha256_of, shipped_metadata
+from .classifier import FrozenClassifier
 
 SPACE = "digits-classifier"
 """Feature-space name of this network in metric keys (``fid@digits-classifier``)."""
@@ -131,7 +131,7 @@ class DigitsNet(nn.Module):
         return self.head(self.dropout(self.features(images)))
 
 
-class DigitsClassifier(FeatureExtractor):
+class DigitsClassifier(FrozenClassifier):
     """Frozen :class:`DigitsNet` as a feature extractor (layers ``"features"`` and ``"logits"``).
 
     ``features(x)``: (N, 64) penultimate layer, the ``@digits-classifier`` space;
@@ -141,41 +141,7 @@ class DigitsClassifier(FeatureExtractor):
 
     input_size = None  # any multiple of 8: pooled to 8x8 inside the network
     input_channels = 1
-    mean = (0.5,)
-    std = (0.5,)  # ([-1, 1] -> [0, 1]) then normalised back to [-1, 1]: the training range
-    layers = ("features", "logits")
-
-    def __init__(self, net: DigitsNet, selected=None, metadata: dict | None = None):
-        super().__init__(selected)
-        self.net = net
-        self.metadata = dict(metadata or {})
-        self.freeze()
-
-    def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.net.features(x)
-        out = {"features": feats, "logits": self.net.head(feats)}
-        return {name: out[name] for name in self.selected}
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) in [-1, 1] -> (N, 64) features."""
-        DigitsNet.check_images(images)
-        return self.net.features(self.preprocess(images))
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) in [-1, 1] -> (N, 10) logits."""
-        return self.net.head(self.features(images))
-
-    @torch.no_grad()
-    def embed(
-        self, images: torch.Tensor, batch_size: int = 512
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features, logits)`` of many images, in batches, without gradients."""
-        feats, logits = [], []
-        for start in range(0, images.shape[0], batch_size):
-            f = self.features(images[start : start + batch_size])
-            feats.append(f)
-            logits.append(self.net.head(f))
-        return torch.cat(feats), torch.cat(logits)
+    check_images = staticmethod(DigitsNet.check_images)
 
 
 def digits_classifier_metadata() -> dict:

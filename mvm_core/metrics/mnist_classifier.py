@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import FeatureExtractor
 from .assets import classifier_weights, shipped_metadata
+from .classifier import FrozenClassifier
 
 SPACE = "mnist-classifier"
 """Feature-space name of this network in metric keys (``fid@mnist-classifier``)."""
@@ -77,7 +77,7 @@ def _check_images(images: torch.Tensor, channels: int = 1) -> None:
         raise ValueError(f"images must be square; got {images.shape[-2]} x {images.shape[-1]}.")
 
 
-class MnistClassifier(FeatureExtractor):
+class MnistClassifier(FrozenClassifier):
     """Frozen :class:`MnistNet` as a feature extractor (layers ``"features"`` and ``"logits"``).
 
     ``features(x)``: (N, 64) penultimate layer, the ``@mnist-classifier`` space; ``logits(x)``:
@@ -87,46 +87,13 @@ class MnistClassifier(FeatureExtractor):
 
     input_size = NATIVE_SIZE  # other sides: bilinear resizing in preprocess
     input_channels = 1
-    mean = (0.5,)
-    std = (0.5,)  # ([-1, 1] -> [0, 1]) then normalised back to [-1, 1]: the training range
-    layers = ("features", "logits")
-
-    def __init__(self, net: MnistNet, selected=None, metadata: dict | None = None):
-        super().__init__(selected)
-        self.net = net
-        self.metadata = dict(metadata or {})
-        self.freeze()
-
-    def extract(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.net.features(x)
-        out = {"features": feats, "logits": self.net.head(feats)}
-        return {name: out[name] for name in self.selected}
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) in [-1, 1] -> (N, 64) features."""
-        _check_images(images)
-        return self.net.features(self.preprocess(images))
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) in [-1, 1] -> (N, 10) logits."""
-        return self.net.head(self.features(images))
+    check_images = staticmethod(_check_images)
 
     def channel_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Stacked MNIST (N, 3, H, W) in [-1, 1] -> (N, 3, 10): each channel classified alone."""
         _check_images(images, channels=3)
         n = images.shape[0]
         return self.logits(images.reshape(n * 3, 1, *images.shape[-2:])).reshape(n, 3, -1)
-
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features, logits)`` of many (N, 1, H, W) images, in batches, without gradients."""
-        device = next(self.parameters()).device
-        feats, logits = [], []
-        for start in range(0, images.shape[0], batch_size):
-            f = self.features(images[start : start + batch_size].to(device))
-            feats.append(f.cpu())
-            logits.append(self.net.head(f).cpu())
-        return torch.cat(feats), torch.cat(logits)
 
     @torch.no_grad()
     def predict_channels(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
