@@ -30,17 +30,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
-from mvm_core.metrics.digits_classifier import (
-    DIGITS_SPLIT,
-    METADATA_FILE,
-    WEIGHTS_FILE,
-    DigitsNet,
-    digits_split,
-    sha256_of,
-    upsample,
-)
+from mvm_core.metrics.assets import write_classifier
+from mvm_core.metrics.digits_classifier import DIGITS_SPLIT, DigitsNet, digits_split, upsample
 
 SIZES = (8, 16, 32, 64)
 
@@ -147,10 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"validation_accuracy": result["test_accuracy"]}, indent=2))
         return 0
     net = result.pop("net")
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights_path = args.out / WEIGHTS_FILE
-    state = {name: tensor.detach().contiguous() for name, tensor in net.state_dict().items()}
-    save_file(state, str(weights_path))
     metadata = {
         "name": "digits-classifier",
         "architecture": {
@@ -184,10 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "train_accuracy": result["train_accuracy"],
         "test_accuracy": result["test_accuracy"],
-        "sha256": sha256_of(weights_path),
-        "script": "scripts/train_digits_classifier.py",
     }
-    (args.out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    metadata = write_classifier(net, args.out, "digits_classifier", metadata)
     print(
         json.dumps(
             {k: metadata[k] for k in ("train_accuracy", "test_accuracy", "sha256")}, indent=2

@@ -28,12 +28,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from train_digits_classifier import random_shift  # the same augmentation (scripts/ is on sys.path)
 
 from mvm_core.data.mnist import PER_CLASS_HELDOUT, PER_CLASS_TRAIN, SPLIT_SEED, mnist_split
-from mvm_core.metrics.digits_classifier import sha256_of
-from mvm_core.metrics.mnist_classifier import METADATA_FILE, WEIGHTS_FILE, MnistNet
+from mvm_core.metrics.assets import write_classifier
+from mvm_core.metrics.mnist_classifier import MnistNet
 
 
 @torch.no_grad()
@@ -109,10 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"validation_accuracy": result["heldout_accuracy"]}, indent=2))
         return 0
     net = result.pop("net")
-    args.out.mkdir(parents=True, exist_ok=True)
-    weights_path = args.out / WEIGHTS_FILE
-    state = {name: tensor.detach().contiguous() for name, tensor in net.state_dict().items()}
-    save_file(state, str(weights_path))
     metadata = {
         "name": "mnist-classifier",
         "architecture": {
@@ -149,10 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "train_accuracy": result["train_accuracy"],
         "heldout_accuracy": result["heldout_accuracy"],
-        "sha256": sha256_of(weights_path),
-        "script": "scripts/train_mnist_classifier.py",
     }
-    (args.out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    metadata = write_classifier(net, args.out, "mnist_classifier", metadata)
     print(json.dumps({k: metadata[k] for k in ("train_accuracy", "heldout_accuracy", "sha256")}, indent=2))
     return 0
 

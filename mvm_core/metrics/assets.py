@@ -67,4 +67,19 @@ def classifier_weights(stem: str, what: str, weights: str | Path | None) -> tupl
     return path, json.loads(sidecar.read_text()) if sidecar.is_file() else shipped_metadata(stem, what)
 
 
-__all__ = ["asset_path", "classifier_weights", "sha256_of", "shipped_metadata"]
+def write_classifier(net, out: str | Path, stem: str, metadata: dict) -> dict:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` into ``out`` (what the loaders read): the
+    weights, then ``metadata`` with their sha256 and the script that wrote them. Returns it."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights_path = out / f"{stem}.safetensors"
+    save_file({name: tensor.detach().contiguous() for name, tensor in net.state_dict().items()},
+              str(weights_path))
+    metadata = {**metadata, "sha256": sha256_of(weights_path), "script": f"scripts/train_{stem}.py"}
+    (out / f"{stem}.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+__all__ = ["asset_path", "classifier_weights", "sha256_of", "shipped_metadata", "write_classifier"]
