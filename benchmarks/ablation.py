@@ -119,7 +119,7 @@ def build(data: str, seed: int, steps: int, variant: str, batch_size: int | None
         term = DataSpaceMatching(build_matching(config))
         return Trainer(generator, None, dataset, train, generator_terms={"matching": (1.0, term)}), config
     # gan: its own discriminator, by the recipe its authors use on this kind of data
-    recipe = GAN_RECIPES["points" if points else "images"]
+    recipe = gan_recipe(points, variant)
     in_dim = int(torch.tensor(dataset.sample_shape).prod())
     body = MLPMetricNet(in_dim, emb_dim=recipe["d_emb"], hidden=recipe["d_width"], depth=2,
                         spectral_norm=recipe["spectral_norm"])
@@ -129,7 +129,7 @@ def build(data: str, seed: int, steps: int, variant: str, batch_size: int | None
     train.m_betas = train.g_betas = (0.5, 0.999)
     train.g_eps = train.m_eps = 1e-8
     train.ema_decay = None
-    train.g_lr = train.m_lr = float(variant.partition("@")[2] or recipe["lr"])
+    train.g_lr = train.m_lr = recipe["lr"]
     train.lr_schedule = "constant"
     trainer = Trainer(generator, body, dataset, train, matching=matching, metric_objective=objective)
     return trainer, config
@@ -172,9 +172,14 @@ def recipe(data: str, seed: int, steps: int, variant: str, batch_size: int | Non
     """What a row trains, resolved: the run config, and for a GAN row its recipe and lr."""
     config = _config(data, seed, steps, variant, batch_size).to_dict()
     if variant.startswith("gan"):
-        kind = "points" if config["data"] in ("ring", "grid") else "images"
-        config["gan"] = {**GAN_RECIPES[kind], "lr": float(variant.partition("@")[2] or GAN_RECIPES[kind]["lr"])}
+        config["gan"] = gan_recipe(data in ("ring", "grid"), variant)
     return config
+
+
+def gan_recipe(points: bool, variant: str) -> dict:
+    """The GAN row's recipe for the data kind, with the lr a ``gan@LR`` row asks for."""
+    recipe = GAN_RECIPES["points" if points else "images"]
+    return {**recipe, "lr": float(variant.partition("@")[2] or recipe["lr"])}
 
 
 def _key(variant: str, resolved: dict) -> str:
